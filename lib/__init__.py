@@ -1,0 +1,1 @@
+"""availability-cron: refreshes the application's calendar-availability caches."""

@@ -1,0 +1,158 @@
+"""The database connection: the only module that imports pg8000; its errors become DatabaseError here."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pg8000.exceptions
+import pg8000.native
+
+from lib.dburl import DatabaseTarget
+from lib.errors import DatabaseError
+
+log = logging.getLogger(__name__)
+
+# A half-open connection (the server vanished without a FIN) is noticed after about
+# KEEPALIVE_IDLE_S + KEEPALIVE_INTERVAL_S * KEEPALIVE_COUNT seconds of silence.
+KEEPALIVE_IDLE_S = 15
+KEEPALIVE_INTERVAL_S = 5
+KEEPALIVE_COUNT = 3
+
+UNREACHABLE = "Database unreachable"
+AUTH_FAILED = "Database authentication failed"
+NOT_FOUND = "Database not found"
+SCHEMA_MISSING = "Database schema missing"
+QUERY_FAILED = "Database error"
+
+# SQLSTATE codes worth a class of their own in the report.
+_SQLSTATE_KINDS = {
+    "28P01": AUTH_FAILED,
+    "28000": AUTH_FAILED,
+    "3D000": NOT_FOUND,
+    "42P01": SCHEMA_MISSING,  # undefined table
+    "42703": SCHEMA_MISSING,  # undefined column
+    "42704": SCHEMA_MISSING,  # undefined type (the enums)
+    "3F000": SCHEMA_MISSING,  # undefined schema
+}
+
+
+class Database:
+    """One pg8000 connection. Not thread-safe: only the thread that holds the lock uses it."""
+
+    def __init__(self, connection: pg8000.native.Connection, target: DatabaseTarget) -> None:
+        self._connection = connection
+        self._target = target
+
+    def run(self, sql: str, **params: Any) -> list[list[Any]]:
+        """Execute one statement with `:named` parameters and return its rows."""
+        try:
+            rows = self._connection.run(sql, **params)
+        except Exception as exc:
+            raise translate_error(exc, self._target) from exc
+        return rows if rows is not None else []
+
+    def close(self) -> None:
+        try:
+            self._connection.close()
+        except Exception:
+            log.debug("closing the database connection failed", exc_info=True)
+
+
+@contextmanager
+def connect(target: DatabaseTarget, *, timeout_s: float) -> Iterator[Database]:
+    """A connection for the length of the block; `timeout_s` bounds the connect and every later read."""
+    timeout = target.connect_timeout_s or timeout_s
+    connection = _open(target, timeout)
+    database = Database(connection, target)
+    try:
+        database.run("SET TIME ZONE 'UTC'")
+        if target.search_path:
+            database.run(f"SET search_path TO {_quote_identifier(target.search_path)}")
+        yield database
+    finally:
+        database.close()
+
+
+def _open(target: DatabaseTarget, timeout: float) -> pg8000.native.Connection:
+    common: dict[str, Any] = {
+        "user": target.user,
+        "password": target.password,
+        "database": target.database,
+        "timeout": timeout,
+        "application_name": target.application_name,
+    }
+    try:
+        if target.unix_socket:
+            return pg8000.native.Connection(unix_sock=target.unix_socket, **common)
+        host = target.host or "localhost"
+        context = _ssl_context(target)
+        try:
+            return pg8000.native.Connection(host=host, sock=_tcp_socket(target, timeout), ssl_context=context, **common)
+        except pg8000.exceptions.InterfaceError as exc:
+            # sslmode=prefer/allow: a server without SSL is acceptable, so try once more in plain text.
+            if context is None or target.ssl_mode not in ("prefer", "allow") or "SSL" not in str(exc):
+                raise
+            return pg8000.native.Connection(host=host, sock=_tcp_socket(target, timeout), **common)
+    except Exception as exc:
+        raise translate_error(exc, target) from exc
+
+
+def _tcp_socket(target: DatabaseTarget, timeout: float) -> socket.socket:
+    sock = socket.create_connection((target.host or "localhost", target.port), timeout)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE_S),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_S),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+    ):
+        if hasattr(socket, option):  # Linux; other systems keep their defaults
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+    return sock
+
+
+def _ssl_context(target: DatabaseTarget) -> ssl.SSLContext | None:
+    mode = target.ssl_mode
+    if mode == "disable":
+        return None
+    if mode in ("verify-ca", "verify-full"):
+        context = ssl.create_default_context(cafile=target.ssl_root_cert)
+        context.check_hostname = mode == "verify-full"
+        return context
+    # require / prefer / allow: encrypt without verifying, as libpq does.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def translate_error(exc: BaseException, target: DatabaseTarget) -> DatabaseError:
+    """Map a pg8000 or socket error to a DatabaseError whose text holds no password."""
+    if isinstance(exc, DatabaseError):
+        return exc
+    if isinstance(exc, pg8000.exceptions.DatabaseError) and exc.args and isinstance(exc.args[0], dict):
+        fields: dict[str, str] = exc.args[0]
+        code = fields.get("C", "")
+        kind = _SQLSTATE_KINDS.get(code, QUERY_FAILED)
+        message = f"{kind} at {target.describe()}: {fields.get('M', 'unknown error')} (SQLSTATE {code})"
+    elif isinstance(exc, (OSError, pg8000.exceptions.InterfaceError)):
+        kind = UNREACHABLE
+        message = f"{UNREACHABLE} at {target.describe()}: {type(exc).__name__}: {exc}"
+    else:
+        kind = QUERY_FAILED
+        message = f"{QUERY_FAILED} at {target.describe()}: {type(exc).__name__}: {exc}"
+    return DatabaseError(kind, _without_password(message, target))
+
+
+def _without_password(message: str, target: DatabaseTarget) -> str:
+    if target.password:
+        message = message.replace(target.password, "***")
+    return message
+
+
+def _quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

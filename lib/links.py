@@ -1,0 +1,61 @@
+"""Booking-link helpers shared by the refresh and the providers: URL normalisation and type detection."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+_HAS_SCHEME = re.compile(r"^https?://", re.IGNORECASE)
+_EVENT_TYPE_UUID = re.compile(r"/event_types/([0-9a-f-]{16,})(?:$|[/?#])", re.IGNORECASE)
+
+
+class CalendarType(StrEnum):
+    CALENDLY = "calendly"
+    HUBSPOT = "hubspot"
+    GHL = "ghl"
+    UNKNOWN = "unknown"
+
+
+_HUBSPOT_MARKERS = ("meetings.hubspot.com", "hubspot.com/meetings", "/meetings/")
+_GHL_MARKERS = (
+    "leadconnectorhq.com",
+    "gohighlevel.com",
+    "msgsndr.com",
+    ".highlevel.",
+    "/widget/booking/",
+    "/widget/bookings/",
+)
+
+
+def normalize_calendar_url(raw: str | None) -> str:
+    """Trimmed URL with an https:// scheme added when it has none; '' for a blank value."""
+    value = (raw or "").strip()
+    if not value:
+        return ""
+    return value if _HAS_SCHEME.match(value) else f"https://{value}"
+
+
+def detect_calendar_type(url: str) -> CalendarType:
+    """The provider a URL belongs to, by the substring rules the application uses."""
+    lowered = url.lower()
+    if "calendly.com" in lowered:
+        return CalendarType.CALENDLY
+    if any(marker in lowered for marker in _HUBSPOT_MARKERS):
+        return CalendarType.HUBSPOT
+    if any(marker in lowered for marker in _GHL_MARKERS):
+        return CalendarType.GHL
+    return CalendarType.UNKNOWN
+
+
+def calendar_type_for(link_type: str, url: str) -> str:
+    """The stored link type wins unless it is blank or 'unknown', then the URL decides."""
+    stored = link_type.strip()
+    if stored and stored != CalendarType.UNKNOWN.value:
+        return stored
+    return detect_calendar_type(url).value
+
+
+def extract_event_type_uuid(value: str | None) -> str | None:
+    """The uuid of an `…/event_types/<uuid>` URI or URL, if there is one."""
+    match = _EVENT_TYPE_UUID.search((value or "").strip())
+    return match.group(1) if match else None

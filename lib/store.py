@@ -1,0 +1,226 @@
+"""All SQL of the run: the one candidate query, the batched cache writes and the metrics query."""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from lib.db import Database
+from lib.model import CachedState, Candidate, DefaultLink, WorkspaceConfig
+from lib.options import Source
+from lib.outcome import RefreshOutcome
+
+# Every workspace a run may refresh, with all its refresh needs, in one round trip.
+# The default link is deterministic when there are several: latest updatedAt, then id.
+# DEFAULT runs also pick up rows whose workspace lost its default link, so they get cleared.
+CANDIDATES_SQL = """
+WITH default_link AS (
+    SELECT DISTINCT ON ("clientId") "clientId", "id", "url", "type"
+    FROM "CalendarLink"
+    WHERE "isDefault"
+      AND (CAST(:client_id AS text) IS NULL OR "clientId" = CAST(:client_id AS text))
+    ORDER BY "clientId", "updatedAt" DESC NULLS LAST, "id" ASC
+)
+SELECT c."id", c."userId", c."createdAt",
+       l."id", l."url", l."type",
+       s."id" IS NOT NULL, s."meetingDurationMinutes", CAST(s."meetingBookingProvider" AS text),
+       s."ghlDefaultCalendarId", s."ghlDirectBookCalendarId",
+       s."calendlyEventTypeLink", s."calendlyEventTypeUri",
+       s."calendlyDirectBookEventTypeLink", s."calendlyDirectBookEventTypeUri",
+       w."id" IS NOT NULL, w."calendarLinkId", w."calendarUrl", w."providerMeta", w."staleAt", w."lastError"
+FROM "Client" c
+LEFT JOIN default_link l ON l."clientId" = c."id"
+LEFT JOIN "WorkspaceSettings" s ON s."clientId" = c."id"
+LEFT JOIN "WorkspaceAvailabilityCache" w
+       ON w."clientId" = c."id" AND w."availabilitySource" = CAST(:source AS "AvailabilitySource")
+WHERE (CAST(:client_id AS text) IS NULL OR c."id" = CAST(:client_id AS text))
+  AND (l."id" IS NOT NULL
+       OR (w."id" IS NOT NULL AND CAST(:source AS text) = 'DEFAULT')
+       OR CAST(:client_id AS text) IS NOT NULL)
+"""
+
+_ROW_COLUMNS = """
+    "id" text, "clientId" text, "calendarLinkId" text, "calendarType" text, "calendarUrl" text,
+    "slotDurationMinutes" integer, "rangeStart" timestamp(3), "rangeEnd" timestamp(3), "slotsUtc" jsonb,
+    "providerMeta" jsonb, "fetchedAt" timestamp(3), "staleAt" timestamp(3), "lastError" text
+"""
+
+# Rows whose workspace or link was deleted during the run are left out (or unlinked) instead of
+# failing the whole batch on a foreign key.
+_INSERT_ROWS = f"""
+INSERT INTO "WorkspaceAvailabilityCache" AS w (
+    "id", "clientId", "availabilitySource", "calendarLinkId", "calendarType", "calendarUrl",
+    "slotDurationMinutes", "rangeStart", "rangeEnd", "slotsUtc", "providerMeta", "fetchedAt",
+    "staleAt", "lastError", "updatedAt")
+SELECT r."id", r."clientId", CAST(:source AS "AvailabilitySource"),
+       (SELECT l."id" FROM "CalendarLink" l WHERE l."id" = r."calendarLinkId"),
+       r."calendarType", r."calendarUrl", r."slotDurationMinutes", r."rangeStart", r."rangeEnd",
+       r."slotsUtc", r."providerMeta", r."fetchedAt", r."staleAt", r."lastError", r."fetchedAt"
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({_ROW_COLUMNS})
+WHERE EXISTS (SELECT 1 FROM "Client" c WHERE c."id" = r."clientId")
+"""
+
+# A complete new row: every refreshed or configuration outcome.
+WRITE_ROWS_SQL = f"""{_INSERT_ROWS}
+ON CONFLICT ("clientId", "availabilitySource") DO UPDATE SET
+    "calendarLinkId" = EXCLUDED."calendarLinkId",
+    "calendarType" = EXCLUDED."calendarType",
+    "calendarUrl" = EXCLUDED."calendarUrl",
+    "slotDurationMinutes" = EXCLUDED."slotDurationMinutes",
+    "rangeStart" = EXCLUDED."rangeStart",
+    "rangeEnd" = EXCLUDED."rangeEnd",
+    "slotsUtc" = EXCLUDED."slotsUtc",
+    "providerMeta" = EXCLUDED."providerMeta",
+    "fetchedAt" = EXCLUDED."fetchedAt",
+    "staleAt" = EXCLUDED."staleAt",
+    "lastError" = EXCLUDED."lastError",
+    "updatedAt" = EXCLUDED."updatedAt"
+RETURNING w."clientId"
+"""
+
+# A provider failure: an existing row keeps its slots minus the past ones (compared in the exact
+# ISO form, which sorts like time; anything not in that form is dropped), its range and its link.
+WRITE_FAILURES_SQL = f"""{_INSERT_ROWS}
+ON CONFLICT ("clientId", "availabilitySource") DO UPDATE SET
+    "slotsUtc" = COALESCE((
+        SELECT jsonb_agg(to_jsonb(slot) ORDER BY slot)
+        FROM jsonb_array_elements_text(
+                 CASE WHEN jsonb_typeof(w."slotsUtc") = 'array' THEN w."slotsUtc" ELSE '[]'::jsonb END) AS slot
+        WHERE slot ~ '^\\d{{4}}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{{3}}Z$'
+          AND slot >= to_char(EXCLUDED."fetchedAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+    ), '[]'::jsonb),
+    "fetchedAt" = EXCLUDED."fetchedAt",
+    "staleAt" = EXCLUDED."staleAt",
+    "lastError" = EXCLUDED."lastError",
+    "updatedAt" = EXCLUDED."updatedAt"
+RETURNING w."clientId"
+"""
+
+# Metrics of the state a run leaves behind, for this source, in one round trip.
+METRICS_SQL = """
+SELECT count(*),
+       count(*) FILTER (WHERE "staleAt" <= CAST(:now AS timestamp(3))),
+       count(*) FILTER (WHERE "lastError" IS NOT NULL),
+       oldest."clientId", oldest."rangeStart"
+FROM "WorkspaceAvailabilityCache"
+LEFT JOIN LATERAL (
+    SELECT "clientId", "rangeStart" FROM "WorkspaceAvailabilityCache"
+    WHERE "availabilitySource" = CAST(:source AS "AvailabilitySource") AND "lastError" IS NULL
+    ORDER BY "rangeStart" ASC, "clientId" ASC LIMIT 1
+) AS oldest ON true
+WHERE "availabilitySource" = CAST(:source AS "AvailabilitySource")
+GROUP BY oldest."clientId", oldest."rangeStart"
+"""
+
+
+@dataclass(frozen=True)
+class Metrics:
+    total_caches: int
+    due_caches: int
+    erroring_caches: int
+    oldest_successful_age_minutes: int | None
+    oldest_successful_client_id: str | None
+
+    def as_report(self) -> dict[str, Any]:
+        return {
+            "totalCaches": self.total_caches,
+            "dueCaches": self.due_caches,
+            "erroringCaches": self.erroring_caches,
+            "oldestSuccessfulRangeStartAgeMinutes": self.oldest_successful_age_minutes,
+            "oldestSuccessfulClientId": self.oldest_successful_client_id,
+        }
+
+
+def load_candidates(db: Database, source: Source, client_id: str | None) -> list[Candidate]:
+    rows = db.run(CANDIDATES_SQL, source=source.value, client_id=client_id)
+    return [_candidate_from_row(row) for row in rows]
+
+
+def write_outcomes(db: Database, source: Source, outcomes: Sequence[RefreshOutcome]) -> set[str]:
+    """Upsert the rows of these outcomes in at most two statements; returns the client ids written."""
+    written: set[str] = set()
+    complete = [_row_json(outcome) for outcome in outcomes if not outcome.keeps_previous_slots]
+    failures = [_row_json(outcome) for outcome in outcomes if outcome.keeps_previous_slots]
+    for sql, rows in ((WRITE_ROWS_SQL, complete), (WRITE_FAILURES_SQL, failures)):
+        if rows:
+            result = db.run(sql, source=source.value, rows="[" + ",".join(rows) + "]")
+            written.update(row[0] for row in result)
+    return written
+
+
+def read_metrics(db: Database, source: Source, now: datetime) -> Metrics:
+    rows = db.run(METRICS_SQL, source=source.value, now=timestamp_text(now))
+    if not rows:
+        return Metrics(0, 0, 0, None, None)
+    total, due, erroring, oldest_client, oldest_start = rows[0]
+    age = None
+    if oldest_start is not None:
+        elapsed_minutes = (now - oldest_start.replace(tzinfo=UTC)).total_seconds() / 60
+        age = math.floor(elapsed_minutes + 0.5)  # JavaScript's Math.round, as the origin computed it
+    return Metrics(total, due, erroring, age, oldest_client)
+
+
+def timestamp_text(moment: datetime) -> str:
+    """A UTC instant as timestamp(3) text (milliseconds, no zone), the way Prisma stores it."""
+    utc = moment.astimezone(UTC)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}"
+
+
+def _row_json(outcome: RefreshOutcome) -> str:
+    return json.dumps(
+        {
+            "id": str(uuid.uuid4()),
+            "clientId": outcome.client_id,
+            "calendarLinkId": outcome.calendar_link_id,
+            "calendarType": outcome.calendar_type,
+            "calendarUrl": outcome.calendar_url,
+            "slotDurationMinutes": outcome.slot_duration_minutes,
+            "rangeStart": timestamp_text(outcome.fetched_at),
+            "rangeEnd": timestamp_text(outcome.range_end),
+            "slotsUtc": list(outcome.slots),
+            "providerMeta": outcome.provider_meta,
+            "fetchedAt": timestamp_text(outcome.fetched_at),
+            "staleAt": timestamp_text(outcome.stale_at),
+            "lastError": outcome.last_error,
+        },
+        separators=(",", ":"),
+    )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None else None
+
+
+def _candidate_from_row(row: list[Any]) -> Candidate:
+    (client_id, user_id, created_at, link_id, link_url, link_type, has_settings, duration, provider,
+     ghl_default, ghl_direct, calendly_link, calendly_uri, calendly_direct_link, calendly_direct_uri,
+     has_cache, cached_link_id, cached_url, cached_meta, stale_at, last_error) = row  # fmt: skip
+    link = DefaultLink(link_id, link_url or "", link_type or "") if link_id is not None else None
+    config = None
+    if has_settings:
+        config = WorkspaceConfig(
+            meeting_duration_minutes=duration if duration is not None else 30,
+            booking_provider=provider or "GHL",
+            ghl_default_calendar_id=ghl_default,
+            ghl_direct_book_calendar_id=ghl_direct,
+            calendly_link=calendly_link,
+            calendly_uri=calendly_uri,
+            calendly_direct_book_link=calendly_direct_link,
+            calendly_direct_book_uri=calendly_direct_uri,
+        )
+    cache = None
+    if has_cache:
+        cache = CachedState(
+            calendar_link_id=cached_link_id,
+            calendar_url=cached_url or "",
+            provider_meta=cached_meta if isinstance(cached_meta, dict) else None,
+            stale_at=stale_at.replace(tzinfo=UTC),
+            last_error=last_error,
+        )
+    created = _utc(created_at) or datetime(1970, 1, 1, tzinfo=UTC)
+    return Candidate(client_id, user_id or "", created, link, config, cache)

@@ -1,0 +1,62 @@
+"""Cloud Function entry point: method → authentication → options → run → JSON. Nothing else lives here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from typing import Any
+
+import flask
+import functions_framework
+
+from lib.auth import has_cron_secret
+from lib.config import current_settings, secret_from_env
+from lib.errors import ConfigError, DatabaseError, InvalidParameter
+from lib.logs import configure_logging, log_event
+from lib.options import parse_options
+from lib.providers.http import HttpClient
+from lib.run import run
+
+log = logging.getLogger("main")
+HTTP = HttpClient()
+ALLOWED_METHODS = ("GET", "POST")
+
+
+def _json(body: dict[str, Any], status: int = 200) -> flask.Response:
+    return flask.Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+@functions_framework.http
+def availability_cron(request: flask.Request) -> flask.Response:
+    """Refresh the availability caches; Cloud Scheduler calls this every minute."""
+    if request.method not in ALLOWED_METHODS:
+        response = _json({"error": "Method not allowed", "allowed": list(ALLOWED_METHODS)}, 405)
+        response.headers["Allow"] = ", ".join(ALLOWED_METHODS)
+        return response
+    secret = secret_from_env(os.environ)
+    if secret is None:
+        configure_logging("INFO", "text")
+        log_event(log, logging.WARNING, "not_configured", detail="CRON_SECRET is not set; the endpoint is disabled")
+        return _json({"error": "Not configured"}, 503)
+    if not has_cron_secret(request.headers, secret):
+        return _json({"error": "Unauthorized"}, 401)
+    try:
+        settings = current_settings()
+    except ConfigError as exc:
+        log_event(log, logging.WARNING, "not_configured", detail=str(exc))
+        return _json({"error": "Not configured", "detail": str(exc)}, 503)
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        options = parse_options(request.args, request.get_data(cache=False), request.content_type or "", settings)
+    except InvalidParameter as exc:
+        return _json({"error": "Invalid parameter", "param": exc.param, "detail": exc.detail}, 400)
+    invocation_id = str(uuid.uuid4())
+    try:
+        result = run(settings, options, invocation_id=invocation_id, http=HTTP)
+    except DatabaseError as exc:
+        log_event(log, logging.ERROR, "run_failed", invocationId=invocation_id, error=exc.kind, message=str(exc))
+        return _json({"success": False, "error": exc.kind, "message": str(exc), "invocationId": invocation_id}, 500)
+    log_event(log, logging.INFO, "run_finished", **result.body)
+    return _json(result.body)
