@@ -32,6 +32,20 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class _CurrentStream:
+    """Writes to whatever sys.stdout/sys.stderr is at the time (test runners swap them)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def write(self, text: str) -> int:
+        written: int = getattr(sys, self._name).write(text)
+        return written
+
+    def flush(self) -> None:
+        getattr(sys, self._name).flush()
+
+
 def configure_logging(level: str, log_format: str) -> None:
     """Attach one handler to the product's loggers (idempotent; reconfigures when settings change)."""
     global _configured
@@ -43,9 +57,9 @@ def configure_logging(level: str, log_format: str) -> None:
         from google.cloud.logging_v2.handlers import StructuredLogHandler  # noqa: PLC0415
 
         # The library ships no type hints for this constructor; it takes a stream like StreamHandler.
-        handler = StructuredLogHandler(stream=sys.stdout)  # type: ignore[no-untyped-call]
+        handler = StructuredLogHandler(stream=_CurrentStream("stdout"))  # type: ignore[no-untyped-call]
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = logging.StreamHandler(_CurrentStream("stderr"))
         handler.setFormatter(TextFormatter())
     for name in (ROOT_LOGGER, "main"):
         logger = logging.getLogger(name)
