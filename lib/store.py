@@ -197,9 +197,29 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def _candidate_from_row(row: list[Any]) -> Candidate:
-    (client_id, user_id, created_at, link_id, link_url, link_type, has_settings, duration, provider,
-     ghl_default, ghl_direct, calendly_link, calendly_uri, calendly_direct_link, calendly_direct_uri,
-     has_cache, cached_link_id, cached_url, cached_meta, stale_at, last_error) = row  # fmt: skip
+    (
+        client_id,
+        user_id,
+        created_at,
+        link_id,
+        link_url,
+        link_type,
+        has_settings,
+        duration,
+        provider,
+        ghl_default,
+        ghl_direct,
+        calendly_link,
+        calendly_uri,
+        calendly_direct_link,
+        calendly_direct_uri,
+        has_cache,
+        cached_link_id,
+        cached_url,
+        cached_meta,
+        stale_at,
+        last_error,
+    ) = row
     link = DefaultLink(link_id, link_url or "", link_type or "") if link_id is not None else None
     config = None
     if has_settings:

@@ -23,18 +23,23 @@ _database_numbers = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url() -> Iterator[str]:
-    """An admin URL of a running server: TEST_DATABASE_URL, or an embedded server for this session."""
-    external = os.environ.get("TEST_DATABASE_URL")
-    if external:
-        yield external
+def pg_server() -> Iterator[EmbeddedPostgres | None]:
+    """The embedded server of this session, or None when TEST_DATABASE_URL names another one."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        yield None
         return
     server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="availability-cron-pg-")))
     server.start()
     try:
-        yield server.url()
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(pg_server: EmbeddedPostgres | None) -> str:
+    """An admin URL of a running server: TEST_DATABASE_URL, or the embedded server."""
+    return pg_server.url() if pg_server else os.environ["TEST_DATABASE_URL"]
 
 
 @pytest.fixture(scope="session")
