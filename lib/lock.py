@@ -8,11 +8,22 @@ from contextlib import contextmanager
 
 from lib.db import Database
 from lib.errors import DatabaseError
+from lib.logs import log_event
+from lib.options import Source
 
 log = logging.getLogger(__name__)
 
+# The DIRECT_BOOK source runs as its own invocation with its own key, so both sources refresh in
+# parallel every minute: base key + 1 (the application's other keys, 62062062062…, are far away).
+DIRECT_BOOK_KEY_OFFSET = 1
+
 TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(CAST(:key AS bigint))"
 UNLOCK_SQL = "SELECT pg_advisory_unlock(CAST(:key AS bigint))"
+
+
+def lock_key(base_key: int, source: Source) -> int:
+    """The advisory lock key of a run of `source`."""
+    return base_key + DIRECT_BOOK_KEY_OFFSET if source is Source.DIRECT_BOOK else base_key
 
 
 @contextmanager
@@ -27,4 +38,4 @@ def advisory_lock(db: Database, key: int) -> Iterator[bool]:
                 db.run(UNLOCK_SQL, key=key)
             except DatabaseError as exc:
                 # The connection is gone, and with it the session that held the lock: nothing is leaked.
-                log.warning("advisory unlock failed; the lock ends with its session", extra={"error": exc.kind})
+                log_event(log, logging.WARNING, "unlock_failed", error=exc.kind, detail="ended with session")

@@ -12,7 +12,7 @@ from typing import Any
 from lib.config import Settings
 from lib.db import Database, connect
 from lib.deadline import Deadline
-from lib.lock import advisory_lock
+from lib.lock import advisory_lock, lock_key
 from lib.logs import log_event
 from lib.model import Candidate
 from lib.options import RunOptions
@@ -71,7 +71,7 @@ def run(
         )
     with (
         connect(settings.database, timeout_s=settings.db_connect_timeout_s) as db,
-        advisory_lock(db, settings.lock_key) as acquired,
+        advisory_lock(db, lock_key(settings.lock_key, options.source)) as acquired,
     ):
         if not acquired:
             return RunResult(skipped_locked(invocation_id, clock()), None)
@@ -90,7 +90,7 @@ def _locked_run(
     started: float,
 ) -> Report:
     candidates = load_candidates(db, options.source, options.client_id)
-    schedule = plan(candidates, mode=options.mode, limit=options.limit, now=clock())
+    schedule = plan(candidates, mode=options.mode, limit=options.limit, now=clock(), source=options.source)
     options = options.with_concurrency(len(schedule.queue))
     assert options.concurrency is not None
     context = RefreshContext(
@@ -130,10 +130,10 @@ def _locked_run(
     return Report(
         invocation_id=invocation_id,
         options=options,
-        checked=len(schedule.queue) + len(schedule.backoff),
+        checked=len(schedule.queue) + len(schedule.backoff) + len(schedule.not_configured),
         tally=tally,
         skipped_backoff=len(schedule.backoff),
-        skipped_not_configured=0,
+        skipped_not_configured=len(schedule.not_configured),
         not_started=pool.not_started,
         finished_within_budget=within_budget,
         metrics=read_metrics(db, options.source, finished_at),

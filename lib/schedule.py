@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from lib.links import normalize_calendar_url
 from lib.model import DEFAULT_MEETING_DURATION, Candidate
-from lib.options import Mode
+from lib.options import Mode, Source
 from lib.outcome import NO_DEFAULT_LINK_ERROR, UNSUPPORTED_DURATION_PREFIX
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -16,19 +16,45 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class Schedule:
-    """The run's work: `queue` in refresh order, and the candidates held back by a backoff."""
+    """The run's work: `queue` in refresh order, the candidates held back by a backoff, and (DIRECT_BOOK
+    runs) the workspaces without a distinct direct-book calendar, for which nothing is written."""
 
     queue: tuple[Candidate, ...]
     backoff: tuple[Candidate, ...]
+    not_configured: tuple[Candidate, ...] = ()
 
 
-def plan(candidates: Sequence[Candidate], *, mode: Mode, limit: int, now: datetime) -> Schedule:
+def plan(candidates: Sequence[Candidate], *, mode: Mode, limit: int, now: datetime, source: Source) -> Schedule:
     """Select (all, or the due ones up to `limit`), set aside backoffs, and interleave by agency."""
-    selected = list(candidates) if mode is Mode.ALL else due_candidates(candidates, limit=limit, now=now)
+    not_configured = [c for c in candidates if source is Source.DIRECT_BOOK and not has_direct_book(c)]
+    skipped = {candidate.client_id for candidate in not_configured}
+    eligible = [candidate for candidate in candidates if candidate.client_id not in skipped]
+    selected = eligible if mode is Mode.ALL else due_candidates(eligible, limit=limit, now=now)
     backoff = [candidate for candidate in selected if in_backoff(candidate, now)]
     held = {candidate.client_id for candidate in backoff}
     ready = [candidate for candidate in selected if candidate.client_id not in held]
-    return Schedule(tuple(interleave_by_agency(ready)), tuple(backoff))
+    return Schedule(tuple(interleave_by_agency(ready)), tuple(backoff), tuple(not_configured))
+
+
+def has_direct_book(candidate: Candidate) -> bool:
+    """Whether the workspace has a direct-book calendar distinct from its default one (origin §3.2)."""
+    config = candidate.config
+    if config is None:
+        return False  # no settings: GHL without a direct-book calendar id
+    if config.booking_provider == "CALENDLY":
+        link_a, uri_a = _trimmed(config.calendly_link), _trimmed(config.calendly_uri)
+        link_b, uri_b = _trimmed(config.calendly_direct_book_link), _trimmed(config.calendly_direct_book_uri)
+        if not link_b and not uri_b:
+            return False
+        if link_a and link_b and link_a == link_b:
+            return False
+        return not (uri_a and uri_b and uri_a == uri_b)
+    direct = _trimmed(config.ghl_direct_book_calendar_id)
+    return bool(direct) and direct != _trimmed(config.ghl_default_calendar_id)
+
+
+def _trimmed(value: str | None) -> str:
+    return (value or "").strip()
 
 
 def due_candidates(candidates: Sequence[Candidate], *, limit: int, now: datetime) -> list[Candidate]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from lib.model import CachedState, Candidate, DefaultLink
-from lib.options import Mode
+from lib.options import Mode, Source
 from lib.schedule import interleave_by_agency, plan
 from sandbox.providers import weekday_slots
 from tests.helpers import assert_invariants, hours_from_now, run_cron
@@ -57,9 +57,9 @@ def test_due_mode_takes_missing_first_then_oldest_stale_up_to_the_limit():
         candidate("missing-young", "U3", created_hours_ago=1),
         candidate("missing-old", "U3", created_hours_ago=50),
     ]
-    schedule = plan(candidates, mode=Mode.DUE, limit=3, now=NOW)
+    schedule = plan(candidates, mode=Mode.DUE, limit=3, now=NOW, source=Source.DEFAULT)
     assert sorted(ids(schedule.queue)) == ["missing-old", "missing-young", "stale-old"]
-    everything = plan(candidates, mode=Mode.DUE, limit=100, now=NOW)
+    everything = plan(candidates, mode=Mode.DUE, limit=100, now=NOW, source=Source.DEFAULT)
     assert "fresh" not in ids(everything.queue)
 
 
@@ -67,7 +67,7 @@ def test_backoff_only_while_the_row_is_fresh():
     backing_off = candidate("b", "U1", stale_in_hours=3, error="Unsupported meeting duration (45m). Set ...")
     expired = candidate("e", "U1", stale_in_hours=-1, error="Unsupported meeting duration (45m). Set ...")
     provider_error = candidate("p", "U1", stale_in_hours=3, error="HubSpot answered HTTP 500")
-    schedule = plan([backing_off, expired, provider_error], mode=Mode.ALL, limit=100, now=NOW)
+    schedule = plan([backing_off, expired, provider_error], mode=Mode.ALL, limit=100, now=NOW, source=Source.DEFAULT)
     # The link is a 30-minute one now (no settings row means 30), so even "b" has lost its cause.
     assert ids(schedule.backoff) == []
     assert sorted(ids(schedule.queue)) == ["b", "e", "p"]
