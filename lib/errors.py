@@ -52,9 +52,17 @@ class ProviderTimeout(ProviderError):
 class ProviderHTTPError(ProviderError):
     """The provider answered with an unusable HTTP status."""
 
-    def __init__(self, message: str, status: int) -> None:
+    def __init__(self, message: str, status: int, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after_s = retry_after_s
+
+
+class ProviderRateLimited(ProviderHTTPError):
+    """The provider answered 429; `retry_after_s` is how long it asked us to wait, when it said."""
+
+    def __init__(self, message: str, retry_after_s: float | None) -> None:
+        super().__init__(message, 429, retry_after_s)
 
 
 class ProviderResponseError(ProviderError):

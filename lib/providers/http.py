@@ -4,10 +4,12 @@ a cap on a response's total time and size, and translation of `requests` errors 
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
@@ -16,6 +18,7 @@ from lib.deadline import Deadline
 from lib.errors import (
     ProviderError,
     ProviderHTTPError,
+    ProviderRateLimited,
     ProviderResponseError,
     ProviderTimeout,
 )
@@ -27,6 +30,14 @@ CHUNK_BYTES = 64 * 1024
 MIN_USEFUL_TIMEOUT_S = 0.2
 # Connecting should be quick; a provider that takes longer is treated as down.
 MAX_CONNECT_TIMEOUT_S = 5.0
+# Retries: only where repeating a GET is safe and likely to help, and only inside the budget.
+RETRY_STATUSES = frozenset({502, 503, 504})
+MAX_RETRIES = 2
+RETRY_BASE_DELAY_S = 0.25
+# A provider's Retry-After is honoured only up to this long, and only when it fits the budget.
+MAX_REQUESTED_WAIT_S = 10.0
+# A retry must leave at least this much time for the request itself.
+MIN_TIME_AFTER_WAIT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -78,7 +89,28 @@ class HttpClient:
         what: str,
         accept: str,
     ) -> Response:
-        """GET with a timeout of min(cap_s, time left); non-2xx answers raise ProviderHTTPError."""
+        """GET, retrying connection failures and 502/503/504 with jittered backoff, and waiting out a
+        429 when the provider's wait fits the time left; other non-2xx answers raise ProviderHTTPError."""
+        retries = 0
+        while True:
+            try:
+                return self._attempt(url, params, deadline, cap_s, what, accept)
+            except ProviderError as exc:
+                delay = _retry_delay(exc, retries, deadline)
+                if delay is None:
+                    raise
+            retries += 1
+            time.sleep(delay)
+
+    def _attempt(
+        self,
+        url: str,
+        params: Mapping[str, str] | None,
+        deadline: Deadline,
+        cap_s: float,
+        what: str,
+        accept: str,
+    ) -> Response:
         timeout = min(cap_s, deadline.remaining())
         if timeout < MIN_USEFUL_TIMEOUT_S:
             raise ProviderTimeout(f"{what}: no time left in this run's budget")
@@ -92,15 +124,19 @@ class HttpClient:
                 stream=True,
             ) as answer:
                 body = self._read_body(answer, started + timeout, what)
-                result = Response(answer.status_code, body, answer.url, dict(answer.headers))
+                result = Response(answer.status_code, body, answer.url, answer.headers)
         except requests.Timeout as exc:
             raise ProviderTimeout(f"{what} timed out after {timeout:.1f} s") from exc
         except requests.ConnectionError as exc:
             raise ProviderError(f"{what}: connection failed ({_reason(exc)})") from exc
         except requests.RequestException as exc:
             raise ProviderError(f"{what}: request failed ({_reason(exc)})") from exc
+        if result.status == 429:
+            wait = _rate_limit_wait(result.headers)
+            raise ProviderRateLimited(f"{what} answered HTTP 429: rate limited" + _wait_text(wait), wait)
         if not 200 <= result.status < 300:
-            raise ProviderHTTPError(f"{what} answered HTTP {result.status}", result.status)
+            retry_after = _retry_after(result.headers)
+            raise ProviderHTTPError(f"{what} answered HTTP {result.status}", result.status, retry_after)
         return result
 
     def _read_body(self, answer: requests.Response, read_by: float, what: str) -> bytes:
@@ -119,6 +155,58 @@ class HttpClient:
                 raise ProviderTimeout(f"{what} was too slow to send its answer")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _retry_delay(exc: ProviderError, retries: int, deadline: Deadline) -> float | None:
+    """How long to wait before asking again, or None when this failure is final."""
+    if retries >= MAX_RETRIES or isinstance(exc, (ProviderTimeout, ProviderResponseError)):
+        return None
+    if isinstance(exc, ProviderRateLimited):
+        delay = exc.retry_after_s
+        if delay is None:
+            return None
+    elif isinstance(exc, ProviderHTTPError):
+        if exc.status not in RETRY_STATUSES:
+            return None
+        delay = _backoff_delay(retries, exc.retry_after_s)
+    else:  # the connection failed: nothing was answered, so asking again is safe
+        delay = _backoff_delay(retries, None)
+    if delay > MAX_REQUESTED_WAIT_S or delay > deadline.remaining() - MIN_TIME_AFTER_WAIT_S:
+        return None
+    return delay
+
+
+def _backoff_delay(retries: int, retry_after: float | None) -> float:
+    # Jitter spreads the retries of many workers hitting the same sick provider.
+    delay: float = RETRY_BASE_DELAY_S * 2.0**retries * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not security
+    return max(delay, retry_after or 0.0)
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
+    raw = headers.get("Retry-After", "").strip()
+    if not raw:
+        return None
+    if raw.isdigit():
+        return float(raw)
+    try:
+        moment = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def _rate_limit_wait(headers: Mapping[str, str]) -> float | None:
+    """How long a 429 asks us to wait: Retry-After, or Calendly's X-RateLimit-Reset (seconds until reset)."""
+    wait = _retry_after(headers)
+    if wait is None:
+        reset = headers.get("X-RateLimit-Reset", "").strip()
+        wait = float(reset) if reset.isdigit() else None
+    return wait
+
+
+def _wait_text(wait: float | None) -> str:
+    return f" (retry after {wait:.0f} s)" if wait is not None else ""
 
 
 def _reason(exc: BaseException) -> str:
