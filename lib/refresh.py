@@ -47,6 +47,7 @@ class RefreshContext:
     calendly_base_url: str
     hubspot_base_url: str
     ghl_base_url: str
+    allow_private_network: bool = False
 
 
 def resolve_availability_url(candidate: Candidate, source: Source) -> str:
@@ -128,7 +129,7 @@ def _fetch(candidate: Candidate, ctx: RefreshContext, url: str, calendar_type: s
     if calendar_type == CalendarType.GHL:
         hints = [_text(cached.get("ghlCalendarId")), _desired_ghl_calendar(candidate, ctx.source)]
         return ghl.fetch_slots(
-            FetchContext(ctx.http, window, ctx.deadline, ctx.ghl_base_url),
+            FetchContext(ctx.http, window, ctx.deadline, ctx.ghl_base_url, ctx.allow_private_network),
             url,
             calendar_id_hints=[hint for hint in hints if hint],
         )

@@ -102,6 +102,7 @@ def _locked_run(
         calendly_base_url=settings.calendly_base_url,
         hubspot_base_url=settings.hubspot_base_url,
         ghl_base_url=settings.ghl_base_url,
+        allow_private_network=settings.allow_private_network,
     )
     tally = Tally()
     writer = _BatchWriter(db, options)

@@ -83,7 +83,7 @@ def test_a_wait_that_does_not_fit_the_budget_is_not_taken(sandbox):
 
 def test_a_body_over_the_size_cap_is_refused(sandbox):
     sandbox.add_hubspot_link("huge", [], fault=Fault(body=b"[" + b"1," * 400_000 + b"1]"))
-    with pytest.raises(ProviderResponseError, match="limit|more than"):
+    with pytest.raises(ProviderResponseError, match=r"limit|more than"):
         get_json(sandbox, "huge", client=HttpClient(max_bytes=100_000))
 
 

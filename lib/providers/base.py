@@ -19,6 +19,7 @@ class FetchContext:
     window: Window
     deadline: Deadline
     base_url: str
+    allow_private: bool = False  # tenant URLs may point at private addresses (local runs and tests only)
 
 
 @dataclass(frozen=True)

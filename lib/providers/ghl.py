@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -13,6 +14,8 @@ from lib.slots import parse_instant_ms
 TIMEOUT_S = 15.0
 NAME = "GoHighLevel"
 _DATE_KEY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_NUXT_DATA = re.compile(r'<script[^>]*id="(?:__)?NUXT_DATA(?:__)?"[^>]*>([\s\S]*?)</script>', re.IGNORECASE)
+_CALENDAR_ID = re.compile(r"^[A-Za-z0-9]{20,}$")
 _BOOKING_ID = re.compile(r"/widget/booking/([A-Za-z0-9]{10,})(?:$|[/?#])")
 
 
@@ -23,23 +26,61 @@ def calendar_id_from_url(url: str) -> str | None:
 
 
 def fetch_slots(ctx: FetchContext, url: str, *, calendar_id_hints: list[str]) -> ProviderResult:
-    """Free slots of the first calendar id that answers: the hints in order, then the id in the URL."""
-    candidates = list(dict.fromkeys([*calendar_id_hints, calendar_id_from_url(url) or ""]))
-    candidates = [candidate for candidate in candidates if candidate]
-    if not candidates:
-        raise ProviderError(f"{NAME} booking link has no calendar id: {url}")
-    last_error: ProviderError | None = None
+    """Free slots of the first calendar id that answers: the hints in order (cached id, then the
+    workspace's configured calendar), then the id in a `/widget/booking/{id}` URL, and last the id
+    found in the booking page's `__NUXT_DATA__` (slug links and white-label domains)."""
+    candidates = [
+        candidate for candidate in dict.fromkeys([*calendar_id_hints, calendar_id_from_url(url)]) if candidate
+    ]
     for calendar_id in candidates:
-        try:
-            instants = _free_slots(ctx, calendar_id)
-        except ProviderHTTPError as exc:
-            if exc.status not in (400, 404, 422):
-                raise
-            last_error = exc
-            continue
-        return ProviderResult(instants, {"ghlCalendarId": calendar_id, "resolvedUrl": url})
-    assert last_error is not None
-    raise ProviderError(f"{NAME} calendar not found ({last_error})")
+        instants = _free_slots_if_found(ctx, calendar_id)
+        if instants is not None:
+            return ProviderResult(instants, {"ghlCalendarId": calendar_id, "resolvedUrl": url})
+    page_id, resolved_url = _calendar_id_from_page(ctx, url)
+    if page_id in candidates:
+        raise ProviderError(f"{NAME} calendar {page_id} not found")
+    instants = _free_slots_if_found(ctx, page_id)
+    if instants is None:
+        raise ProviderError(f"{NAME} calendar {page_id} not found")
+    return ProviderResult(instants, {"ghlCalendarId": page_id, "resolvedUrl": resolved_url})
+
+
+def _free_slots_if_found(ctx: FetchContext, calendar_id: str) -> list[int] | None:
+    try:
+        return _free_slots(ctx, calendar_id)
+    except ProviderHTTPError as exc:
+        if exc.status in (400, 404, 422):
+            return None  # a stale or mistyped id: the next candidate may work
+        raise
+
+
+def _calendar_id_from_page(ctx: FetchContext, url: str) -> tuple[str, str]:
+    page = ctx.http.get_tenant_page(
+        url, deadline=ctx.deadline, cap_s=TIMEOUT_S, what=f"{NAME} booking page", allow_private=ctx.allow_private
+    )
+    calendar_id = extract_nuxt_calendar_id(page.body.decode("utf-8", "replace"))
+    if calendar_id is None:
+        raise ProviderError(f"{NAME} booking page has no calendar id: {url}")
+    return calendar_id, page.url
+
+
+def extract_nuxt_calendar_id(html: str) -> str | None:
+    """The calendar id in a Nuxt booking page: the only key of a small object in the __NUXT_DATA__ array."""
+    match = _NUXT_DATA.search(html)
+    if match is None:
+        return None
+    try:
+        payload = json.loads(match.group(1).strip())
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(payload, list):
+        return None
+    for item in payload:
+        if isinstance(item, dict) and len(item) == 1:
+            (key,) = item
+            if _CALENDAR_ID.match(key):
+                return str(key)
+    return None
 
 
 def _free_slots(ctx: FetchContext, calendar_id: str) -> list[int]:

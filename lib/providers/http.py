@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urljoin
 
 import requests
 
@@ -22,6 +23,7 @@ from lib.errors import (
     ProviderResponseError,
     ProviderTimeout,
 )
+from lib.providers.netguard import check_tenant_url
 
 USER_AGENT = "availability-cron/1.0 (+calendar availability cache refresher)"
 MAX_RESPONSE_BYTES = 5 * 1024 * 1024
@@ -30,6 +32,8 @@ CHUNK_BYTES = 64 * 1024
 MIN_USEFUL_TIMEOUT_S = 0.2
 # Connecting should be quick; a provider that takes longer is treated as down.
 MAX_CONNECT_TIMEOUT_S = 5.0
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Retries: only where repeating a GET is safe and likely to help, and only inside the budget.
 RETRY_STATUSES = frozenset({502, 503, 504})
 MAX_RETRIES = 2
@@ -79,6 +83,20 @@ class HttpClient:
         except (ValueError, RecursionError) as exc:
             raise ProviderResponseError(f"{what} answered with invalid JSON") from exc
 
+    def get_tenant_page(
+        self, url: str, *, deadline: Deadline, cap_s: float, what: str, allow_private: bool
+    ) -> Response:
+        """GET a page whose URL a tenant typed in: every hop (redirects followed by hand) is checked first."""
+        current = url
+        for _ in range(MAX_REDIRECTS + 1):
+            check_tenant_url(current, allow_private=allow_private)
+            response = self.get(current, deadline=deadline, cap_s=cap_s, what=what, accept="text/html", redirects=False)
+            location = response.headers.get("Location")
+            if response.status not in REDIRECT_STATUSES or not location:
+                return response
+            current = urljoin(current, location)
+        raise ProviderError(f"{what}: more than {MAX_REDIRECTS} redirects")
+
     def get(
         self,
         url: str,
@@ -88,13 +106,14 @@ class HttpClient:
         cap_s: float,
         what: str,
         accept: str,
+        redirects: bool = True,
     ) -> Response:
         """GET, retrying connection failures and 502/503/504 with jittered backoff, and waiting out a
         429 when the provider's wait fits the time left; other non-2xx answers raise ProviderHTTPError."""
         retries = 0
         while True:
             try:
-                return self._attempt(url, params, deadline, cap_s, what, accept)
+                return self._attempt(url, params, deadline, cap_s, what, accept, redirects)
             except ProviderError as exc:
                 delay = _retry_delay(exc, retries, deadline)
                 if delay is None:
@@ -110,6 +129,7 @@ class HttpClient:
         cap_s: float,
         what: str,
         accept: str,
+        redirects: bool,
     ) -> Response:
         timeout = min(cap_s, deadline.remaining())
         if timeout < MIN_USEFUL_TIMEOUT_S:
@@ -122,6 +142,7 @@ class HttpClient:
                 headers={"Accept": accept},
                 timeout=(min(timeout, MAX_CONNECT_TIMEOUT_S), timeout),
                 stream=True,
+                allow_redirects=redirects,
             ) as answer:
                 body = self._read_body(answer, started + timeout, what)
                 result = Response(answer.status_code, body, answer.url, answer.headers)
@@ -134,7 +155,7 @@ class HttpClient:
         if result.status == 429:
             wait = _rate_limit_wait(result.headers)
             raise ProviderRateLimited(f"{what} answered HTTP 429: rate limited" + _wait_text(wait), wait)
-        if not 200 <= result.status < 300:
+        if not 200 <= result.status < 300 and not (not redirects and result.status in REDIRECT_STATUSES):
             retry_after = _retry_after(result.headers)
             raise ProviderHTTPError(f"{what} answered HTTP {result.status}", result.status, retry_after)
         return result

@@ -1,0 +1,140 @@
+"""Tenant-supplied URLs: GoHighLevel booking pages resolved through __NUXT_DATA__, and the SSRF guard."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from lib.deadline import Deadline
+from lib.providers.ghl import extract_nuxt_calendar_id
+from lib.providers.http import HttpClient
+from lib.providers.netguard import BlockedUrlError, check_tenant_url
+from sandbox.providers import weekday_slots
+from tests.helpers import run_cron
+
+GHL_ID = "xqwSvxDlit1P0lTnTrfx"
+
+
+def test_a_slug_booking_link_is_resolved_from_its_page(client, seed, sandbox):
+    sandbox.add_ghl_calendar(GHL_ID, weekday_slots(datetime.now(UTC), 31))
+    sandbox.add_ghl_booking_page("/widget/bookings/growth-team", GHL_ID)
+    seed.client("c1")
+    page_url = f"{sandbox.base_url}/widget/bookings/growth-team"
+    seed.link("c1", page_url, link_type="ghl")
+    report = run_cron(client)
+    assert report["refreshed"] == 1
+    row = seed.row("c1")
+    assert row.provider_meta == {"ghlCalendarId": GHL_ID, "resolvedUrl": page_url}
+    assert len(row.slots) > 100
+    # The id is cached: the next run asks free-slots directly, without the page.
+    page_requests = sandbox.requests_for("/widget/bookings/growth-team")
+    run_cron(client)
+    assert sandbox.requests_for("/widget/bookings/growth-team") == page_requests
+
+
+def test_a_page_without_a_calendar_id_is_a_clear_failure(client, seed, sandbox):
+    seed.client("c1")
+    seed.link("c1", f"{sandbox.base_url}/widget/bookings/no-such-page", link_type="ghl")
+    report = run_cron(client)
+    assert report["failed"] == 1
+    assert "GoHighLevel booking page" in seed.row("c1").last_error
+
+
+def test_nuxt_extraction():
+    page = f'<html><script type="application/json" id="__NUXT_DATA__">[{{"a":1,"b":2}},"x",{{"{GHL_ID}":3}}]</script>'
+    assert extract_nuxt_calendar_id(page) == GHL_ID
+    assert extract_nuxt_calendar_id('<script id="__NUXT_DATA__">[{"short":1}]</script>') is None
+    assert extract_nuxt_calendar_id('<script id="__NUXT_DATA__">{not json</script>') is None
+    assert extract_nuxt_calendar_id("<html></html>") is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/widget/bookings/x",
+        "http://10.1.2.3/widget/bookings/x",
+        "http://169.254.169.254/computeMetadata/v1/",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://[::1]/widget/bookings/x",
+        "http://localhost:8080/",
+        "http://192.168.0.10/",
+        "file:///etc/passwd",
+        "gopher://example.com/",
+    ],
+)
+def test_internal_and_non_http_urls_are_blocked(url):
+    with pytest.raises(BlockedUrlError):
+        check_tenant_url(url, allow_private=False)
+
+
+@pytest.fixture
+def canary() -> Iterator[list[str]]:
+    """A listener on 127.0.0.1 that records every request it gets (none should arrive)."""
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    hits.append(f"port:{server.server_address[1]}")
+    try:
+        yield hits
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_private_booking_page_is_refused_without_a_request(client, seed, monkeypatch, canary):
+    monkeypatch.setenv("ALLOW_PRIVATE_NETWORK", "false")
+    port = canary[0].split(":")[1]
+    seed.client("c1")
+    seed.link("c1", f"http://127.0.0.1:{port}/widget/bookings/sales", link_type="ghl")
+    report = run_cron(client)
+    assert report["failed"] == 1
+    assert "Blocked URL" in seed.row("c1").last_error
+    assert canary[1:] == []
+
+
+def test_every_redirect_hop_is_checked(monkeypatch):
+    # 127.0.0.1 must be allowed for the first hop to reach a local server at all, so the guard is
+    # wrapped: it lets the first hop through and applies the real check from the second on.
+    checked: list[str] = []
+
+    def guard(url: str, *, allow_private: bool) -> None:
+        checked.append(url)
+        if len(checked) > 1:
+            check_tenant_url(url, allow_private=False)
+
+    monkeypatch.setattr("lib.providers.http.check_tenant_url", guard)
+    start = _redirecting_server("http://169.254.169.254/latest/meta-data/")
+    with pytest.raises(BlockedUrlError, match="non-public"):
+        HttpClient().get_tenant_page(start, deadline=Deadline.after(5), cap_s=5, what="page", allow_private=False)
+    assert checked == [start, "http://169.254.169.254/latest/meta-data/"]
+
+
+def _redirecting_server(target: str) -> str:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/book"
