@@ -56,9 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"provider sandbox on {sandbox.base_url} (latency {args.latency_ms} ms)")
         secret = secrets.token_urlsafe(24)
         port = free_port()
-        function = _start_function(port, url, secret, sandbox.base_url)
+        function = start_function(port, url, secret, sandbox.base_url)
         endpoint = f"http://127.0.0.1:{port}/"
-        _wait_until_serving(endpoint)
+        wait_until_serving(endpoint)
         print(f"function serving on {endpoint} (a fresh CRON_SECRET was generated for this session)\n")
         return _call_loop(endpoint, secret, once=args.once, every=args.every)
     except KeyboardInterrupt:
@@ -85,7 +85,10 @@ def _prepare_database(url: str, *, seed: bool) -> None:
             print(f"seeded {added} demo workspaces")
 
 
-def _start_function(port: int, database_url: str, secret: str, sandbox_url: str) -> subprocess.Popen[bytes]:
+def start_function(
+    port: int, database_url: str, secret: str, sandbox_url: str, *, output: int | None = None
+) -> subprocess.Popen[bytes]:
+    """The function under the real `functions-framework` command, pointed at the sandbox."""
     env = {
         **os.environ,
         "CRON_SECRET": secret,
@@ -108,10 +111,11 @@ def _start_function(port: int, database_url: str, secret: str, sandbox_url: str)
         "--port",
         str(port),
     ]
-    return subprocess.Popen(command, cwd=ROOT, env=env)
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
 
 
-def _wait_until_serving(endpoint: str) -> None:
+def wait_until_serving(endpoint: str) -> None:
+    """Wait (up to 30 s) until something answers HTTP at `endpoint`."""
     deadline = time.monotonic() + 30
     while True:
         try:

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import requests
 
+from devtools.local_run import start_function, wait_until_serving
 from devtools.pgserver import free_port
 from sandbox.providers import weekday_slots
 from tests.conftest import SECRET
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_functions_framework_command_serves_the_function(env, seed, sandbox):
@@ -23,30 +18,10 @@ def test_functions_framework_command_serves_the_function(env, seed, sandbox):
     seed.client("c1")
     seed.link("c1", "https://meetings.hubspot.com/alice")
     port = free_port()
-    command = [
-        str(Path(sys.executable).parent / "functions-framework"),
-        "--target",
-        "availability_cron",
-        "--source",
-        str(ROOT / "main.py"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    server = subprocess.Popen(
-        command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    server = start_function(port, env["DATABASE_URL"], SECRET, sandbox.base_url, output=subprocess.PIPE)
     try:
         url = f"http://127.0.0.1:{port}/"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(url, timeout=1)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, "functions-framework did not start"
-                time.sleep(0.1)
+        wait_until_serving(url)
         unauthorized = requests.post(url, timeout=10)
         assert unauthorized.status_code == 401
         answer = requests.post(
@@ -59,5 +34,5 @@ def test_functions_framework_command_serves_the_function(env, seed, sandbox):
         assert len(seed.row("c1").slots) > 100
     finally:
         server.terminate()
-        output = server.communicate(timeout=10)[0].decode(errors="replace")
+        output = b"".join(part or b"" for part in server.communicate(timeout=10)).decode(errors="replace")
     assert SECRET not in output

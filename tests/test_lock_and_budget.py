@@ -76,8 +76,8 @@ def test_no_lock_is_left_behind_after_a_run(client, seed, db_url):
     assert held == 0
 
 
-@pytest.mark.slow
-def test_a_hanging_provider_cannot_hold_the_run_past_its_budget(client, seed, sandbox):
+def seed_one_hanging_and_three_fine(seed, sandbox) -> None:
+    """Four agencies, so the queue is: the hanging workspace first, then three healthy ones."""
     sandbox.add_hubspot_link("hang", [], fault=Fault(hang=True))
     sandbox.add_hubspot_link("fine", weekday_slots(datetime.now(UTC), 31))
     seed.client("a-hang", "agency-a")
@@ -85,6 +85,11 @@ def test_a_hanging_provider_cannot_hold_the_run_past_its_budget(client, seed, sa
     for name in ("b", "c", "d"):
         seed.client(f"{name}-fine", f"agency-{name}")
         seed.link(f"{name}-fine", "https://meetings.hubspot.com/fine")
+
+
+@pytest.mark.slow
+def test_a_hanging_provider_cannot_hold_the_run_past_its_budget(client, seed, sandbox):
+    seed_one_hanging_and_three_fine(seed, sandbox)
     started = time.monotonic()
     report = run_cron(client, "timeBudgetMs=10000&concurrency=1")
     elapsed = time.monotonic() - started
@@ -98,13 +103,7 @@ def test_a_hanging_provider_cannot_hold_the_run_past_its_budget(client, seed, sa
 
 @pytest.mark.slow
 def test_a_run_that_handles_everything_in_time_says_so_even_with_a_hang(client, seed, sandbox):
-    sandbox.add_hubspot_link("hang", [], fault=Fault(hang=True))
-    sandbox.add_hubspot_link("fine", weekday_slots(datetime.now(UTC), 31))
-    seed.client("a-hang", "agency-a")
-    seed.link("a-hang", "https://meetings.hubspot.com/hang")
-    for name in ("b", "c", "d"):
-        seed.client(f"{name}-fine", f"agency-{name}")
-        seed.link(f"{name}-fine", "https://meetings.hubspot.com/fine")
+    seed_one_hanging_and_three_fine(seed, sandbox)
     started = time.monotonic()
     report = run_cron(client, "timeBudgetMs=10000&concurrency=2")
     assert time.monotonic() - started < 11.0
