@@ -1,0 +1,663 @@
+"""deploy.sh against a stand-in `gcloud` (tests/fake_gcloud.py): the commands it issues, in which order,
+with which flags, what a dry run does, and that no secret value is ever shown. Nothing reaches Google Cloud."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fake_gcloud import FUNCTION_URL, fresh_state, install, read_calls, read_state, write_state
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "deploy.sh"
+
+# Quotes, a backslash, a comma and a pipe: the value must survive JSON and gcloud's list syntax intact.
+FAKE_SECRET = 'fake-cron-secret-"q"\\b,c|d-7f3a9e'
+PROJECT = "demo-project"
+URL = FUNCTION_URL.format(name="availability-cron")
+COMPUTE_SA = "123456789012-compute@developer.gserviceaccount.com"
+RUNTIME_SA = "cron-runner@demo-project.iam.gserviceaccount.com"
+APIS = {
+    "cloudfunctions.googleapis.com",
+    "run.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "artifactregistry.googleapis.com",
+    "cloudscheduler.googleapis.com",
+    "secretmanager.googleapis.com",
+}
+READ_ONLY = (
+    ("config", "get-value"),
+    ("projects", "describe"),
+    ("secrets", "describe"),
+    ("functions", "describe"),
+    ("scheduler", "jobs", "describe"),
+    ("run", "services", "get-iam-policy"),
+)
+
+
+def option(argv: list[str], name: str) -> str | None:
+    """The value of `--name value` or `--name=value` in argv, or None."""
+    for index, arg in enumerate(argv):
+        if arg == name:
+            return argv[index + 1]
+        if arg.startswith(name + "="):
+            return arg[len(name) + 1 :]
+    return None
+
+
+def is_read_only(argv: list[str]) -> bool:
+    return any(tuple(argv[: len(prefix)]) == prefix for prefix in READ_ONLY)
+
+
+def existing_state(**changes: Any) -> dict[str, Any]:
+    """A project where a previous bearer-mode deploy made everything."""
+    state = fresh_state(
+        secrets=["availability-cron-database-url", "availability-cron-secret"],
+        secret_value=FAKE_SECRET,
+        functions=["availability-cron"],
+        jobs=["availability-cron-tick"],
+        invokers={"availability-cron": ["allUsers"]},
+    )
+    state.update(changes)
+    return state
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+    calls: list[dict[str, Any]]
+
+    def argvs(self, *prefix: str) -> list[list[str]]:
+        """The argv of every gcloud call that starts with these words."""
+        return [call["argv"] for call in self.calls if tuple(call["argv"][: len(prefix)]) == prefix]
+
+    def one(self, *prefix: str) -> list[str]:
+        matches = self.argvs(*prefix)
+        assert len(matches) == 1, f"expected one `gcloud {' '.join(prefix)}`, got {matches}"
+        return matches[0]
+
+    def call(self, *prefix: str) -> dict[str, Any]:
+        matches = [call for call in self.calls if tuple(call["argv"][: len(prefix)]) == prefix]
+        assert len(matches) == 1
+        return matches[0]
+
+    def index(self, *prefix: str) -> int:
+        return next(i for i, call in enumerate(self.calls) if tuple(call["argv"][: len(prefix)]) == prefix)
+
+    def printed(self) -> list[list[str]]:
+        """The commands the script announced on stdout (`+ ` lines), split as the shell would."""
+        commands = [shlex.split(line[2:]) for line in self.stdout.splitlines() if line.startswith("+ ")]
+        assert all(argv[0] == "gcloud" for argv in commands)
+        return [argv[1:] for argv in commands]
+
+    def printed_without_temp_paths(self) -> list[list[str]]:
+        return [
+            ["FLAGS_FILE" if index and argv[index - 1] == "--flags-file" else arg for index, arg in enumerate(argv)]
+            for argv in self.printed()
+        ]
+
+    def mutations(self) -> list[list[str]]:
+        return [call["argv"] for call in self.calls if not is_read_only(call["argv"])]
+
+
+class Deployer:
+    """Runs deploy.sh from an unrelated directory with the stand-in gcloud first on PATH, against a simulated
+    project (a state directory) the test controls."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.bin = tmp_path / "bin"
+        self.bin.mkdir()
+        install(self.bin)
+        self.state_dir = tmp_path / "state"
+        self.log_file = tmp_path / "calls.jsonl"
+        self.tmpdir = tmp_path / "tmp"
+        self.tmpdir.mkdir()
+        self.cwd = tmp_path / "elsewhere"
+        self.cwd.mkdir()
+        self.home = tmp_path / "home"
+        self.home.mkdir()
+        self.set_state(existing_state())
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        write_state(self.state_dir, state)
+
+    def state(self) -> dict[str, Any]:
+        return read_state(self.state_dir)
+
+    def run(self, *args: str, env: dict[str, str] | None = None) -> Result:
+        self.log_file.write_text("")
+        environment = {
+            "PATH": f"{self.bin}{os.pathsep}/usr/bin{os.pathsep}/bin",
+            "HOME": str(self.home),
+            "TMPDIR": str(self.tmpdir),
+            "LANG": "C.UTF-8",
+            "FAKE_GCLOUD_STATE": str(self.state_dir),
+            "FAKE_GCLOUD_LOG": str(self.log_file),
+            **(env or {}),
+        }
+        assert shutil.which("gcloud", path=environment["PATH"]) == str(self.bin / "gcloud")
+        completed = subprocess.run(
+            ["bash", str(SCRIPT), *args],
+            cwd=self.cwd,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        calls = read_calls(self.log_file)
+        result = Result(completed.returncode, completed.stdout, completed.stderr, calls)
+        # Whatever happened, the secret never shows, never rides on a command line, and no temp file remains.
+        for text in (result.stdout, result.stderr):
+            assert FAKE_SECRET not in text
+            assert FAKE_SECRET.rsplit("-", maxsplit=1)[-1] not in text
+        for call in calls:
+            assert not any(FAKE_SECRET in arg for arg in call["argv"])
+            assert call["env"].get("CLOUDSDK_CORE_DISABLE_PROMPTS") == "1"
+        assert list(self.tmpdir.iterdir()) == []
+        return result
+
+
+@pytest.fixture
+def deployer(tmp_path: Path) -> Deployer:
+    return Deployer(tmp_path)
+
+
+def test_help_exits_zero_and_calls_nothing(deployer: Deployer) -> None:
+    result = deployer.run("--help")
+    assert result.returncode == 0
+    for flag in ("--project", "--auth bearer|oidc", "--dry-run", "--cloudsql-instance", "--env KEY=VALUE"):
+        assert flag in result.stdout
+    assert result.calls == []
+
+
+def test_first_deploy_creates_everything_in_order(deployer: Deployer) -> None:
+    deployer.set_state(fresh_state(secret_value=FAKE_SECRET + "\n"))
+    result = deployer.run("--project", PROJECT)
+    assert result.returncode == 0, result.stderr
+
+    order = [
+        ("services", "enable"),
+        ("secrets", "create"),
+        ("secrets", "add-iam-policy-binding"),
+        ("secrets", "versions", "access"),
+        ("functions", "deploy"),
+        ("functions", "describe"),
+        ("scheduler", "jobs", "describe"),
+        ("scheduler", "jobs", "create", "http"),
+    ]
+    positions = [result.index(*step) for step in order]
+    assert positions == sorted(positions)
+    assert result.argvs("scheduler", "jobs", "update") == []
+    assert result.argvs("functions", "add-invoker-policy-binding") == []
+
+    enable = result.one("services", "enable")
+    assert set(enable[2:-2]) == APIS
+    assert enable[-2:] == ["--project", PROJECT]
+
+    create = result.call("secrets", "create")
+    assert create["argv"][2] == "availability-cron-secret"
+    assert "--replication-policy=automatic" in create["argv"]
+    assert "--data-file=-" in create["argv"]
+    assert option(create["argv"], "--project") == PROJECT
+    assert create["stdin_length"] == 64  # 32 random bytes, hex: arrived on stdin, not argv
+
+    bindings = result.argvs("secrets", "add-iam-policy-binding")
+    assert sorted(argv[2] for argv in bindings) == ["availability-cron-database-url", "availability-cron-secret"]
+    for argv in bindings:
+        assert option(argv, "--member") == f"serviceAccount:{COMPUTE_SA}"
+        assert option(argv, "--role") == "roles/secretmanager.secretAccessor"
+
+    deploy = result.one("functions", "deploy")
+    assert deploy[2] == "availability-cron"
+    for flag in ("--gen2", "--trigger-http", "--allow-unauthenticated", "--clear-env-vars"):
+        assert flag in deploy
+    expected = {
+        "--project": PROJECT,
+        "--region": "us-central1",
+        "--runtime": "python312",
+        "--source": ".",
+        "--entry-point": "availability_cron",
+        "--memory": "512Mi",
+        "--cpu": "1",
+        "--timeout": "120s",
+        "--max-instances": "1",
+        "--concurrency": "1",
+        "--set-secrets": (
+            "CRON_SECRET=availability-cron-secret:latest,DATABASE_URL=availability-cron-database-url:latest"
+        ),
+    }
+    assert {flag: option(deploy, flag) for flag in expected} == expected
+    assert "--no-allow-unauthenticated" not in deploy
+    assert option(deploy, "--service-account") is None
+    assert int(expected["--timeout"].rstrip("s")) > 55 + 10  # the default run budget, plus time to answer
+
+    describe = result.one("functions", "describe")
+    assert option(describe, "--format") == "value(serviceConfig.uri)"
+    assert "--gen2" in describe
+
+    job = result.call("scheduler", "jobs", "create", "http")
+    argv = job["argv"]
+    assert argv[4] == "availability-cron-tick"
+    expected = {
+        "--location": "us-central1",
+        "--project": PROJECT,
+        "--schedule": "* * * * *",
+        "--time-zone": "Etc/UTC",
+        "--uri": URL,
+        "--http-method": "POST",
+        "--attempt-deadline": "180s",
+        "--max-retry-attempts": "0",
+        "--message-body": "{}",
+        "--format": "none",
+    }
+    assert {flag: option(argv, flag) for flag in expected} == expected
+    assert option(argv, "--oidc-service-account-email") is None
+    # The trailing newline of the stored version is stripped, as the function strips CRON_SECRET.
+    assert job["flags_file"] == {
+        "--headers": {"Content-Type": "application/json", "Authorization": f"Bearer {FAKE_SECRET}"}
+    }
+    assert job["flags_file_mode"] == "0o600"
+    assert job["env"]["CLOUDSDK_CORE_DISABLE_FILE_LOGGING"] == "true"
+    assert '"Authorization": "Bearer ***"' in result.stdout
+
+    # Run from another directory, the script still uploads the project (`--source .` in its own directory).
+    assert result.call("functions", "deploy")["cwd"] == str(ROOT)
+    assert deployer.state()["jobs"] == ["availability-cron-tick"]
+
+
+def test_printed_commands_are_exactly_the_calls_made(deployer: Deployer) -> None:
+    result = deployer.run("--project", PROJECT)
+    assert result.returncode == 0, result.stderr
+    assert result.printed() == [call["argv"] for call in result.calls]
+
+
+def test_rerun_updates_in_place_and_creates_nothing(deployer: Deployer) -> None:
+    deployer.set_state(fresh_state(secret_value=FAKE_SECRET))
+    first = deployer.run("--project", PROJECT)
+    assert first.returncode == 0, first.stderr
+    assert len(first.argvs("secrets", "create")) == 1
+    assert len(first.argvs("scheduler", "jobs", "create")) == 1
+
+    second = deployer.run("--project", PROJECT)
+    assert second.returncode == 0, second.stderr
+    assert not any("create" in argv[:4] for argv in second.mutations())
+    update = second.call("scheduler", "jobs", "update", "http")
+    assert update["argv"][4] == "availability-cron-tick"
+    assert option(update["argv"], "--headers") is None
+    assert update["flags_file"] == {
+        "--update-headers": {"Content-Type": "application/json", "Authorization": f"Bearer {FAKE_SECRET}"}
+    }
+    # A job created in OIDC mode loses its token and its X-Cron-Secret header.
+    assert option(update["argv"], "--remove-headers") == "X-Cron-Secret"
+    assert "--clear-auth-token" in update["argv"]
+    assert option(update["argv"], "--attempt-deadline") == "180s"
+    assert option(update["argv"], "--max-retry-attempts") == "0"
+    assert len(second.argvs("functions", "deploy")) == 1
+
+
+@pytest.mark.parametrize("auth", ["bearer", "oidc"])
+def test_everything_existing_issues_no_create_call(deployer: Deployer, auth: str) -> None:
+    result = deployer.run("--project", PROJECT, "--auth", auth)
+    assert result.returncode == 0, result.stderr
+    assert [argv for argv in result.calls if "create" in argv["argv"][:4]] == []
+    assert len(result.argvs("scheduler", "jobs", "update", "http")) == 1
+
+
+@pytest.mark.parametrize("exists", [True, False])
+def test_cron_secret_is_created_only_when_absent(deployer: Deployer, exists: bool) -> None:
+    secrets = ["availability-cron-database-url"] + (["availability-cron-secret"] if exists else [])
+    deployer.set_state(existing_state(secrets=secrets))
+    result = deployer.run("--project", PROJECT)
+    assert result.returncode == 0, result.stderr
+    assert len(result.argvs("secrets", "create")) == (0 if exists else 1)
+    assert ("--data-file=-" in result.stdout) == (not exists)
+    assert len(result.argvs("secrets", "versions", "access")) == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "scheduler_sa"),
+    [
+        ((), COMPUTE_SA),
+        (("--service-account", RUNTIME_SA), RUNTIME_SA),
+        (("--service-account", RUNTIME_SA, "--scheduler-service-account", "tick@p.iam.gserviceaccount.com"), None),
+    ],
+)
+def test_oidc_mode(deployer: Deployer, extra: tuple[str, ...], scheduler_sa: str | None) -> None:
+    scheduler_sa = scheduler_sa or "tick@p.iam.gserviceaccount.com"
+    deployer.set_state(fresh_state(secret_value=FAKE_SECRET))
+    result = deployer.run("--project", PROJECT, "--auth", "oidc", *extra)
+    assert result.returncode == 0, result.stderr
+
+    deploy = result.one("functions", "deploy")
+    assert "--no-allow-unauthenticated" in deploy
+    assert "--allow-unauthenticated" not in deploy
+    runtime_sa = option(deploy, "--service-account")
+    assert runtime_sa == (RUNTIME_SA if extra else None)
+    assert (result.argvs("projects", "describe") == []) == bool(extra)
+
+    binding = result.one("functions", "add-invoker-policy-binding")
+    assert binding[2] == "availability-cron"
+    assert "--gen2" in binding
+    assert option(binding, "--member") == f"serviceAccount:{scheduler_sa}"
+    assert option(binding, "--region") == "us-central1"
+    assert result.index("functions", "deploy") < result.index("functions", "add-invoker-policy-binding")
+    assert result.argvs("functions", "remove-invoker-policy-binding") == []
+
+    job = result.call("scheduler", "jobs", "create", "http")
+    assert option(job["argv"], "--oidc-service-account-email") == scheduler_sa
+    assert option(job["argv"], "--oidc-token-audience") == URL
+    assert job["flags_file"] == {"--headers": {"Content-Type": "application/json", "X-Cron-Secret": FAKE_SECRET}}
+    assert '"X-Cron-Secret": "***"' in result.stdout
+
+
+def test_switching_to_oidc_removes_public_access_and_bearer_header(deployer: Deployer) -> None:
+    result = deployer.run("--project", PROJECT, "--auth", "oidc")  # existing state: public, bearer job
+    assert result.returncode == 0, result.stderr
+    removal = result.one("functions", "remove-invoker-policy-binding")
+    assert option(removal, "--member") == "allUsers"
+    assert deployer.state()["invokers"]["availability-cron"] == [f"serviceAccount:{COMPUTE_SA}"]
+    update = result.call("scheduler", "jobs", "update", "http")
+    assert option(update["argv"], "--remove-headers") == "Authorization"
+    assert "--clear-auth-token" not in update["argv"]
+    assert option(update["argv"], "--oidc-token-audience") == URL
+    assert update["flags_file"] == {
+        "--update-headers": {"Content-Type": "application/json", "X-Cron-Secret": FAKE_SECRET}
+    }
+
+
+@pytest.mark.parametrize("auth", ["bearer", "oidc"])
+@pytest.mark.parametrize("make_state", [fresh_state, existing_state], ids=["fresh", "existing"])
+def test_dry_run_changes_nothing_and_masks_the_secret(deployer: Deployer, auth: str, make_state: Any) -> None:
+    deployer.set_state(make_state())
+    before = deployer.state()
+    result = deployer.run("--project", PROJECT, "--auth", auth, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert deployer.state() == before
+    assert result.mutations() == []
+    assert result.argvs("secrets", "versions", "access") == []  # not even read
+
+    printed = result.printed()
+    words = [" ".join(argv[:4]) for argv in printed]
+    assert "services enable cloudfunctions.googleapis.com run.googleapis.com" in words
+    assert "functions deploy availability-cron --gen2" in words
+    assert "secrets versions access latest" in words
+    fresh = make_state is fresh_state
+    assert ("secrets create availability-cron-secret --replication-policy=automatic" in words) == fresh
+    scheduler = [argv for argv in printed if argv[:3] == ["scheduler", "jobs", "create" if fresh else "update"]]
+    assert len(scheduler) == 1
+    assert option(scheduler[0], "--uri") == ("https://FUNCTION_URL" if fresh else URL)
+    header = '"Authorization": "Bearer ***"' if auth == "bearer" else '"X-Cron-Secret": "***"'
+    assert header in result.stdout
+    assert "Dry run" in result.stderr
+
+
+def test_dry_run_prints_what_a_real_run_does(deployer: Deployer) -> None:
+    planned = deployer.run("--project", PROJECT, "--auth", "oidc", "--dry-run")
+    done = deployer.run("--project", PROJECT, "--auth", "oidc")
+    assert planned.returncode == done.returncode == 0
+    assert planned.printed_without_temp_paths() == done.printed_without_temp_paths()
+    assert planned.printed_without_temp_paths()[-1][-2:] == ["--flags-file", "FLAGS_FILE"]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (
+            ("--project", "flag-project"),
+            {"PROJECT_ID": "env-project", "GOOGLE_CLOUD_PROJECT": "g-project"},
+            "flag-project",
+        ),
+        ((), {"PROJECT_ID": "env-project", "GOOGLE_CLOUD_PROJECT": "g-project"}, "env-project"),
+        ((), {"GOOGLE_CLOUD_PROJECT": "g-project"}, "g-project"),
+        ((), {}, "config-project"),
+    ],
+)
+def test_project_comes_from_flag_then_environment_then_gcloud_config(
+    deployer: Deployer, args: tuple[str, ...], env: dict[str, str], expected: str
+) -> None:
+    deployer.set_state(existing_state(project="config-project"))
+    result = deployer.run(*args, "--dry-run", env=env)
+    assert result.returncode == 0, result.stderr
+    assert (result.argvs("config", "get-value", "project") != []) == (expected == "config-project")
+    assert option(result.one("functions", "describe"), "--project") == expected
+
+
+def test_missing_project_is_a_clear_error(deployer: Deployer) -> None:
+    deployer.set_state(existing_state(project=None))
+    result = deployer.run()
+    assert result.returncode == 1
+    assert "no Google Cloud project" in result.stderr
+    assert "--project" in result.stderr
+    assert result.mutations() == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--auth", "token"), "invalid --auth 'token' (expected bearer or oidc)"),
+        (("--auth=",), "invalid --auth ''"),
+        (("--frobnicate", "x"), "unknown flag '--frobnicate'"),
+        (("--region",), "--region needs a value"),
+        (("--schedule", "--dry-run"), "--schedule needs a value"),
+        (("--dry-run=yes",), "--dry-run takes no value"),
+        (("extra",), "unexpected argument 'extra'"),
+        (("--timeout", "60"), "must exceed the run budget (55000 ms) by more than 10 s"),
+        (("--time-budget-ms", "110000"), "--timeout 120s must exceed the run budget (110000 ms)"),
+        (("--time-budget-ms", "5000", "--timeout", "300"), "invalid AVAILABILITY_CRON_TIME_BUDGET_MS '5000'"),
+        (("--timeout", "1741"), "at most 1800 s"),
+        (("--cloudsql-instance", "just-an-instance"), "invalid --cloudsql-instance"),
+        (("--env", "NOEQUALS"), "--env needs KEY=VALUE"),
+        (("--env", "DATABASE_URL=postgresql://u:hunter2@db/app"), "DATABASE_URL is a secret"),
+        (("--env", "K_SERVICE=x"), "K_SERVICE is reserved"),
+        (("--name", "Bad_Name"), "invalid --name"),
+    ],
+)
+def test_bad_usage_fails_before_any_gcloud_call(deployer: Deployer, args: tuple[str, ...], message: str) -> None:
+    result = deployer.run("--project", PROJECT, *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "--help" in result.stderr
+    assert "hunter2" not in result.stdout + result.stderr
+    assert result.calls == []
+
+
+def test_budget_from_environment_is_checked_and_deployed(deployer: Deployer) -> None:
+    refused = deployer.run("--project", PROJECT, env={"AVAILABILITY_CRON_TIME_BUDGET_MS": "115000"})
+    assert refused.returncode == 2
+    assert "run budget (115000 ms)" in refused.stderr
+    accepted = deployer.run(
+        "--project", PROJECT, "--timeout", "200", env={"AVAILABILITY_CRON_TIME_BUDGET_MS": "115000"}
+    )
+    assert accepted.returncode == 0, accepted.stderr
+    deploy = accepted.one("functions", "deploy")
+    assert option(deploy, "--set-env-vars") == "^|^AVAILABILITY_CRON_TIME_BUDGET_MS=115000"
+    assert option(deploy, "--timeout") == "200s"
+    assert option(accepted.one("scheduler", "jobs", "update", "http"), "--attempt-deadline") == "260s"
+
+
+def test_missing_database_url_secret_stops_before_changing_anything_but_apis(deployer: Deployer) -> None:
+    deployer.set_state(fresh_state(secrets=[]))
+    result = deployer.run("--project", PROJECT)
+    assert result.returncode == 1
+    assert "DATABASE_URL secret availability-cron-database-url does not exist" in result.stderr
+    assert (
+        "gcloud secrets create availability-cron-database-url --project demo-project "
+        "--replication-policy=automatic --data-file=-" in result.stderr
+    )
+    assert [argv[:2] for argv in result.mutations()] == [["services", "enable"]]
+
+
+def test_missing_database_url_secret_in_dry_run_shows_the_plan_and_fails(deployer: Deployer) -> None:
+    deployer.set_state(fresh_state(secrets=[]))
+    result = deployer.run("--project", PROJECT, "--dry-run")
+    assert result.returncode == 1
+    assert "does not exist" in result.stderr
+    assert "1 problem(s)" in result.stderr
+    assert any(argv[:2] == ["functions", "deploy"] for argv in result.printed())
+    assert result.mutations() == []
+
+
+def test_missing_direct_url_secret_is_a_clear_error(deployer: Deployer) -> None:
+    result = deployer.run("--project", PROJECT, "--direct-url-secret", "direct-url")
+    assert result.returncode == 1
+    assert "gcloud secrets create direct-url --project demo-project" in result.stderr
+    assert result.argvs("functions", "deploy") == []
+
+
+def test_custom_settings_flow_through(deployer: Deployer) -> None:
+    deployer.set_state(
+        fresh_state(secrets=["db-url", "direct-url", "cron-key"], secret_value=FAKE_SECRET, project="other-project")
+    )
+    result = deployer.run(
+        "--region=europe-west1",
+        "--runtime",
+        "python311",
+        "--memory",
+        "1Gi",
+        "--cpu",
+        "2",
+        "--timeout",
+        "300",
+        "--schedule",
+        "*/5 * * * *",
+        "--time-zone",
+        "Europe/Paris",
+        "--secret-name",
+        "cron-key",
+        "--database-url-secret",
+        "db-url",
+        "--direct-url-secret",
+        "direct-url",
+        "--service-account",
+        RUNTIME_SA,
+        "--env",
+        "AVAILABILITY_CRON_CONCURRENCY=32",
+        "--env",
+        "HUBSPOT_BASE_URL=https://api.hubspot.com/a,b|c",
+        "--env",
+        "AVAILABILITY_CRON_CONCURRENCY=48",
+        "--time-budget-ms",
+        "120000",
+        env={"FUNCTION_NAME": "avail-cron", "REGION": "us-east1"},
+    )
+    assert result.returncode == 0, result.stderr
+    deploy = result.one("functions", "deploy")
+    assert deploy[2] == "avail-cron"
+    expected = {
+        "--project": "other-project",
+        "--region": "europe-west1",
+        "--runtime": "python311",
+        "--memory": "1Gi",
+        "--cpu": "2",
+        "--timeout": "300s",
+        "--service-account": RUNTIME_SA,
+        "--set-secrets": "CRON_SECRET=cron-key:latest,DATABASE_URL=db-url:latest,DIRECT_URL=direct-url:latest",
+        # | occurs in a value, so the next separator is used; the repeated key keeps its last value.
+        "--set-env-vars": "^@^AVAILABILITY_CRON_CONCURRENCY=48@HUBSPOT_BASE_URL=https://api.hubspot.com/a,b|c"
+        "@AVAILABILITY_CRON_TIME_BUDGET_MS=120000",
+    }
+    assert {flag: option(deploy, flag) for flag in expected} == expected
+    assert sorted(argv[2] for argv in result.argvs("secrets", "add-iam-policy-binding")) == [
+        "cron-key",
+        "db-url",
+        "direct-url",
+    ]
+    assert result.argvs("secrets", "create") == []
+    job = result.one("scheduler", "jobs", "create", "http")
+    assert job[4] == "avail-cron-tick"
+    assert option(job, "--location") == "europe-west1"
+    assert option(job, "--schedule") == "*/5 * * * *"
+    assert option(job, "--time-zone") == "Europe/Paris"
+    assert option(job, "--attempt-deadline") == "360s"
+    assert option(job, "--uri") == FUNCTION_URL.format(name="avail-cron")
+    assert option(result.one("secrets", "versions", "access"), "--secret") == "cron-key"
+
+
+def test_cloud_sql_instance_is_attached_after_the_deploy(deployer: Deployer) -> None:
+    instance = "demo-project:us-central1:main-db"
+    result = deployer.run("--project", PROJECT, "--cloudsql-instance", instance)
+    assert result.returncode == 0, result.stderr
+    assert "sqladmin.googleapis.com" in result.one("services", "enable")
+    update = result.one("run", "services", "update")
+    assert update[3] == "availability-cron"
+    assert option(update, "--add-cloudsql-instances") == instance
+    assert option(update, "--region") == "us-central1"
+    assert option(update, "--project") == PROJECT
+    assert result.index("functions", "deploy") < result.index("run", "services", "update")
+    assert f"?host=/cloudsql/{instance}" in result.stderr
+
+
+def test_a_failed_deploy_stops_the_script(deployer: Deployer) -> None:
+    deployer.set_state(fresh_state(secret_value=FAKE_SECRET, fail=["functions deploy"]))
+    result = deployer.run("--project", PROJECT)
+    assert result.returncode != 0
+    assert result.calls[-1]["argv"][:2] == ["functions", "deploy"]
+    assert result.argvs("scheduler") == []
+
+
+def test_unreadable_cron_secret_stops_before_the_deploy(deployer: Deployer) -> None:
+    deployer.set_state(existing_state(fail=["secrets versions access"]))
+    result = deployer.run("--project", PROJECT)
+    assert result.returncode == 1
+    assert "could not read the latest version of secret availability-cron-secret" in result.stderr
+    assert result.argvs("functions", "deploy") == []
+
+
+def test_gcloudignore_uploads_only_what_the_function_needs(tmp_path: Path) -> None:
+    """Lay out the project's names (empty files) in a scratch repository and let git, whose ignore rules
+    .gcloudignore follows, list what is not ignored."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    tree = tmp_path / "tree"
+    opaque = {".venv", ".local", ".mypy_cache", ".ruff_cache", ".pytest_cache"}  # large: one file stands for all
+    for directory, subdirectories, files in os.walk(ROOT):
+        relative = Path(directory).relative_to(ROOT)
+        (tree / relative).mkdir(parents=True, exist_ok=True)
+        if relative == Path():
+            subdirectories[:] = [name for name in subdirectories if name != ".git"]
+            for name in [name for name in subdirectories if name in opaque]:
+                subdirectories.remove(name)
+                (tree / name).mkdir()
+                (tree / name / "inside.py").touch()
+        for name in files:
+            (tree / relative / name).touch()
+    for extra in ("lib/__pycache__/run.cpython-312.pyc", ".env", "notes.txt", "bench/run.py"):
+        (tree / extra).parent.mkdir(parents=True, exist_ok=True)
+        (tree / extra).touch()
+    shutil.copy(ROOT / ".gcloudignore", tree / ".gitignore")
+    git_env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"}
+    subprocess.run(["git", "init", "-q", str(tree)], check=True, env=git_env)
+    listed = subprocess.run(
+        ["git", "-C", str(tree), "ls-files", "--others", "--exclude-standard"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=git_env,
+    ).stdout.split()
+    lib_files = {
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "lib").rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    }
+    assert set(listed) == {"main.py", "requirements.txt"} | lib_files
+    assert "lib/run.py" in listed
+
+
+def test_scripts_are_shellcheck_clean(tmp_path: Path) -> None:
+    fake = install(tmp_path)
+    for script in (SCRIPT, fake):
+        subprocess.run(["bash", "-n", str(script)], check=True)
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed")
+    result = subprocess.run(["shellcheck", str(SCRIPT), str(fake)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout
