@@ -108,6 +108,15 @@ def refresh_workspace(candidate: Candidate, ctx: RefreshContext, now: datetime) 
     return row.refreshed(link.id, calendar_type, url, normalize_slots(result.instants_ms, window), result.meta)
 
 
+def unfinished_refresh(candidate: Candidate, ctx: RefreshContext, now: datetime, error: str) -> RefreshOutcome:
+    """A refresh still running at the deadline: a provider failure that keeps the previous slots."""
+    row = _RowFactory(candidate.client_id, now, now + timedelta(days=ctx.lookahead_days), ctx.cache_ttl)
+    link = candidate.link
+    url = normalize_calendar_url(link.url) if link else ""
+    calendar_type = calendar_type_for(link.type, url).lower() if link else "unknown"
+    return row.provider_failure(link.id if link else None, calendar_type, url, error)
+
+
 def _fetch(candidate: Candidate, ctx: RefreshContext, url: str, calendar_type: str, window: Window) -> ProviderResult:
     cached = _reusable_meta(candidate, url)
     if calendar_type == CalendarType.CALENDLY:
@@ -197,7 +206,7 @@ class _RowFactory:
             {},
         )
 
-    def provider_failure(self, link_id: str, calendar_type: str, url: str, error: str) -> RefreshOutcome:
+    def provider_failure(self, link_id: str | None, calendar_type: str, url: str, error: str) -> RefreshOutcome:
         return RefreshOutcome(
             self.client_id,
             Outcome.FAILED,

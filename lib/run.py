@@ -14,12 +14,11 @@ from lib.db import Database, connect
 from lib.deadline import Deadline
 from lib.lock import advisory_lock, lock_key
 from lib.logs import log_event
-from lib.model import Candidate
 from lib.options import RunOptions
 from lib.outcome import Outcome, RefreshOutcome
 from lib.pool import run_pool
 from lib.providers.http import HttpClient
-from lib.refresh import RefreshContext, refresh_workspace
+from lib.refresh import RefreshContext, refresh_workspace, unfinished_refresh
 from lib.report import Report, Tally, skipped_locked
 from lib.schedule import plan
 from lib.store import load_candidates, read_metrics, write_outcomes
@@ -124,7 +123,7 @@ def _locked_run(
         on_idle=writer.flush_if_due,
     )
     for candidate in pool.overran:
-        collect(_overran(candidate, clock(), settings))
+        collect(unfinished_refresh(candidate, context, clock(), OVERRAN_ERROR))
     writer.flush()
     within_budget = pool.not_started == 0 and not pool.overran and not deadline.expired()
     finished_at = clock()
@@ -140,26 +139,6 @@ def _locked_run(
         metrics=read_metrics(db, options.source, finished_at),
         duration_ms=int((time.monotonic() - started) * 1000),
         finished_at=finished_at,
-    )
-
-
-def _overran(candidate: Candidate, now: datetime, settings: Settings) -> RefreshOutcome:
-    """A refresh still in flight at the deadline counts as failed and keeps the previous slots."""
-    link = candidate.link
-    return RefreshOutcome(
-        client_id=candidate.client_id,
-        outcome=Outcome.FAILED,
-        fetched_at=now,
-        stale_at=now + timedelta(milliseconds=settings.cache_ttl_ms),
-        range_end=now + timedelta(days=settings.lookahead_days),
-        error=OVERRAN_ERROR,
-        calendar_link_id=link.id if link else None,
-        calendar_type=link.type if link and link.type else "unknown",
-        calendar_url=link.url if link else "",
-        slot_duration_minutes=30,
-        slots=(),
-        provider_meta=None,
-        keeps_previous_slots=True,
     )
 
 
