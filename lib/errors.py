@@ -49,6 +49,14 @@ class ProviderTimeout(ProviderError):
     """The provider did not answer within the time the run could give it."""
 
 
+class RunOutOfTime(ProviderTimeout):
+    """The run's budget left no time for the request: the provider is not to blame."""
+
+
+class ProviderUnreachable(ProviderError):
+    """The connection to the provider failed (refused, reset, DNS)."""
+
+
 class ProviderHTTPError(ProviderError):
     """The provider answered with an unusable HTTP status."""
 

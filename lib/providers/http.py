@@ -22,6 +22,8 @@ from lib.errors import (
     ProviderRateLimited,
     ProviderResponseError,
     ProviderTimeout,
+    ProviderUnreachable,
+    RunOutOfTime,
 )
 from lib.providers.netguard import check_tenant_url
 
@@ -133,7 +135,7 @@ class HttpClient:
     ) -> Response:
         timeout = min(cap_s, deadline.remaining())
         if timeout < MIN_USEFUL_TIMEOUT_S:
-            raise ProviderTimeout(f"{what}: no time left in this run's budget")
+            raise RunOutOfTime(f"{what}: no time left in this run's budget")
         started = time.monotonic()
         try:
             with self._session().get(
@@ -149,7 +151,7 @@ class HttpClient:
         except requests.Timeout as exc:
             raise ProviderTimeout(f"{what} timed out after {timeout:.1f} s") from exc
         except requests.ConnectionError as exc:
-            raise ProviderError(f"{what}: connection failed ({_reason(exc)})") from exc
+            raise ProviderUnreachable(f"{what}: connection failed ({_reason(exc)})") from exc
         except requests.RequestException as exc:
             raise ProviderError(f"{what}: request failed ({_reason(exc)})") from exc
         if result.status == 429:
