@@ -14,7 +14,8 @@ usage() {
 Usage: ./deploy.sh [flags]
 
 Deploys availability-cron (entry point availability_cron in main.py) as a 2nd-gen Cloud Function
-and creates or updates the Cloud Scheduler job NAME-tick that calls it. Every step is idempotent.
+and creates or updates the Cloud Scheduler jobs that call it (see "Scheduler jobs" below), removing the
+jobs of an earlier layout. Every step is idempotent.
 
 Flags (a flag wins over its environment variable):
   --project ID                    PROJECT_ID, else GOOGLE_CLOUD_PROJECT, else `gcloud config get-value project`
@@ -27,7 +28,14 @@ Flags (a flag wins over its environment variable):
                                   10 s; the scheduler's attempt deadline is this plus 60 s (at most 1800 s)
   --time-budget-ms MS             AVAILABILITY_CRON_TIME_BUDGET_MS; the function's run budget (default 55000,
                                   [10000, 600000]); when given it is also set on the function
-  --schedule CRON                 default '* * * * *'
+  --schedule CRON                 default '* * * * *' (every job of the function runs on it)
+  --shards N                      SHARDS; default 1, at most 64. Splits the workspaces into N stable partitions,
+                                  each refreshed by its own job (?shard=I&shards=N) under its own lock.
+  --no-direct-book                DIRECT_BOOK=0; no DIRECT_BOOK job (source=directBook), and the function's
+                                  existing ones are deleted. --direct-book (DIRECT_BOOK=1, the default) keeps them.
+  --max-instances N               the function's maximum instances; default the number of scheduler jobs (each
+                                  run has an instance to itself: concurrency 1), so that every job's run of a
+                                  tick starts at once. Raise it to leave room for calls by hand.
   --time-zone TZ                  default Etc/UTC
   --service-account EMAIL         runtime service account (default: PROJECT_NUMBER-compute@developer.gserviceaccount.com)
   --scheduler-service-account EMAIL
@@ -53,11 +61,23 @@ Flags (a flag wins over its environment variable):
   --dry-run                       print the plan and change nothing (see below)
   -h, --help                      this help
 
+Scheduler jobs: one per source and shard, all on --schedule, named after the function NAME:
+  --shards 1 (default)   NAME-tick                             POST URL
+                         NAME-tick-direct-book                 POST URL?source=directBook
+  --shards N (N > 1)     NAME-tick-shard-I-of-N                POST URL?shard=I&shards=N          (I = 0 .. N-1)
+                         NAME-tick-direct-book-shard-I-of-N    POST URL?source=directBook&shard=I&shards=N
+Each job has the same auth mode, headers and attempt deadline, and no retries (the next tick is the retry).
+After creating or updating the current jobs, the script lists the jobs in --region and deletes (--quiet) those
+of this function's family (exactly the four name forms above, for any I and N) that the current layout does
+not have: going from 4 shards to 2 deletes the -of-4 jobs, from 4 to 1 every shard job, from 1 to 4 the plain
+NAME-tick, and --no-direct-book every direct-book job. A job of any other name is never touched. Jobs left in
+another region by an earlier --region are not looked at.
+
 Output: every gcloud command is printed on stdout, one per line prefixed with "+ ", before it runs, with
 secret values shown as ***. Everything else (progress, warnings, errors) goes to stderr.
 
 --dry-run runs only read-only look-ups (config get-value, projects describe, secrets describe, functions
-describe, scheduler jobs describe, run services get-iam-policy) so the plan shows create or update as it would
+describe, scheduler jobs list, run services get-iam-policy) so the plan shows create or update as it would
 happen, prints every command a real run would issue, and never reads a secret's value. It exits 1 when a real
 run would stop on a problem it found (such as a missing database URL secret), else 0.
 
@@ -141,6 +161,11 @@ direct_url_secret=""
 cloudsql_instance=""
 auth=bearer
 dry_run=0
+shards=${SHARDS:-1}
+shards_source=SHARDS
+direct_book_setting=${DIRECT_BOOK:-1}
+direct_book_source=DIRECT_BOOK
+max_instances=""
 env_keys=()
 env_values=()
 problems=0
@@ -200,6 +225,15 @@ while (($#)); do
 		shift
 		continue
 		;;
+	--direct-book | --no-direct-book)
+		direct_book_setting=1
+		if [[ $arg == --no-direct-book ]]; then
+			direct_book_setting=0
+		fi
+		direct_book_source=$arg
+		shift
+		continue
+		;;
 	--*) ;;
 	*) usage_error "unexpected argument '$arg'" ;;
 	esac
@@ -233,7 +267,12 @@ while (($#)); do
 	--cloudsql-instance) cloudsql_instance=$value ;;
 	--env) ;;
 	--auth) auth=$value ;;
-	--dry-run | --help) usage_error "$flag takes no value" ;;
+	--shards)
+		shards=$value
+		shards_source=--shards
+		;;
+	--max-instances) max_instances=$value ;;
+	--dry-run | --help | --direct-book | --no-direct-book) usage_error "$flag takes no value" ;;
 	*) usage_error "unknown flag '$flag'" ;;
 	esac
 	if ((consumed == 0)); then
@@ -291,6 +330,25 @@ fi
 if [[ -n $cloudsql_instance ]]; then
 	check --cloudsql-instance "$cloudsql_instance" '^([a-z0-9.-]+:)?[a-z][-a-z0-9]*:[a-z]+-[a-z]+[0-9]+:[a-z0-9][-a-z0-9]*$' \
 		'PROJECT:REGION:INSTANCE'
+fi
+if [[ ! $shards =~ ^[1-9][0-9]?$ ]] || ((shards > 64)); then
+	usage_error "invalid $shards_source '$shards' (the number of shards: a whole number from 1 to 64)"
+fi
+case $direct_book_setting in
+1 | true | True | TRUE | yes | on) direct_book=1 ;;
+0 | false | False | FALSE | no | off) direct_book=0 ;;
+*) usage_error "invalid $direct_book_source '$direct_book_setting' (1 or 0)" ;;
+esac
+# One job per source and shard.
+job_count=$((shards * (1 + direct_book)))
+if [[ -n $max_instances ]]; then
+	check --max-instances "$max_instances" '^[1-9][0-9]{0,3}$' 'a whole number from 1 to 9999'
+	if ((max_instances < job_count)); then
+		warn "--max-instances $max_instances is below the $job_count scheduler jobs: each run needs an instance" \
+			"(concurrency 1), so some jobs' runs will be refused (429) when a tick starts them together"
+	fi
+else
+	max_instances=$job_count
 fi
 if [[ -n $project ]]; then
 	check --project "$project" '^([a-z0-9.-]+:)?[a-z][-a-z0-9]{4,28}[a-z0-9]$' 'a project id'
@@ -351,8 +409,13 @@ if [[ -z $project ]]; then
 fi
 job="$name-tick"
 
-say "Project $project, region $region, function $name, job $job, auth $auth, timeout ${timeout}s," \
-	"budget ${budget_ms} ms."
+if ((direct_book)); then
+	sources_text="default and directBook"
+else
+	sources_text="default only"
+fi
+say "Project $project, region $region, function $name, auth $auth, timeout ${timeout}s, budget ${budget_ms} ms," \
+	"$shards shard(s), sources $sources_text: $job_count scheduler job(s)."
 
 # ---------------------------------------------------------------------------------------------- helpers
 
@@ -518,7 +581,7 @@ if [[ -n $direct_url_secret ]]; then
 fi
 deploy=(gcloud functions deploy "$name" --gen2 --project "$project" --region "$region" --runtime "$runtime"
 	--source . --entry-point availability_cron --trigger-http --memory "$memory" --cpu "$cpu"
-	--timeout "${timeout}s" --max-instances 1 --concurrency 1 --set-secrets "$secrets_spec")
+	--timeout "${timeout}s" --max-instances "$max_instances" --concurrency 1 --set-secrets "$secrets_spec")
 if ((${#env_keys[@]})); then
 	# gcloud's ^D^ prefix makes D the separator, so values may hold commas; D is one no setting contains.
 	delimiter=""
@@ -604,45 +667,143 @@ say "URL: $url"
 
 # ---------------------------------------------------------------------------------------------- 6. scheduler
 
-step "6/6 Cloud Scheduler job $job"
-common=(--location "$region" --project "$project" --schedule "$schedule" --time-zone "$time_zone" --uri "$url"
-	--http-method POST --attempt-deadline "${attempt_deadline}s" --max-retry-attempts 0 --message-body '{}')
-if lookup gcloud scheduler jobs describe "$job" --location "$region" --project "$project" >/dev/null 2>&1; then
-	header_flag=--update-headers
-	scheduler=(gcloud scheduler jobs update http "$job" "${common[@]}")
-	# The other mode's header and token, in case the job was created in that mode.
-	if [[ $auth == bearer ]]; then
-		scheduler+=(--remove-headers X-Cron-Secret --clear-auth-token)
-	else
-		scheduler+=(--remove-headers Authorization)
-	fi
-else
-	header_flag=--headers
-	scheduler=(gcloud scheduler jobs create http "$job" "${common[@]}")
-fi
-if [[ $auth == oidc ]]; then
-	scheduler+=(--oidc-service-account-email "$scheduler_sa" --oidc-token-audience "$url")
-fi
-# The job resource gcloud prints would include the headers.
-scheduler+=(--format none)
+step "6/6 Cloud Scheduler jobs"
 
-if ((dry_run)); then
-	show_cmd "${scheduler[@]}" --flags-file '<private temporary file>'
+# The jobs of the current layout: names and URIs, in the order they are created or updated.
+job_name() {
+	local source=$1 shard=$2 job_id=$job
+	if [[ $source == directBook ]]; then
+		job_id+="-direct-book"
+	fi
+	if ((shards > 1)); then
+		job_id+="-shard-$shard-of-$shards"
+	fi
+	printf '%s' "$job_id"
+}
+job_uri() {
+	local source=$1 shard=$2 query=""
+	if [[ $source == directBook ]]; then
+		query="source=directBook"
+	fi
+	if ((shards > 1)); then
+		query+="${query:+&}shard=$shard&shards=$shards"
+	fi
+	if [[ -z $query ]]; then
+		printf '%s' "$url"
+	elif [[ $url == *"?"* ]]; then
+		printf '%s&%s' "$url" "$query"
+	else
+		printf '%s?%s' "$url" "$query"
+	fi
+}
+sources=(default)
+if ((direct_book)); then
+	sources+=(directBook)
+fi
+wanted_names=()
+wanted_uris=()
+for source in "${sources[@]}"; do
+	for ((shard = 0; shard < shards; shard++)); do
+		wanted_names+=("$(job_name "$source" "$shard")")
+		wanted_uris+=("$(job_uri "$source" "$shard")")
+	done
+done
+
+# This function's family: exactly NAME-tick[-direct-book][-shard-I-of-N]. Anything else (another function's jobs,
+# even with a similar prefix, or a job made by hand) is not ours and is never updated or deleted.
+in_family() {
+	local candidate=$1 suffix
+	[[ $candidate == "$job"* ]] || return 1
+	suffix=${candidate#"$job"}
+	[[ $suffix =~ ^(-direct-book)?(-shard-(0|[1-9][0-9]*)-of-[1-9][0-9]*)?$ ]]
+}
+contains() {
+	local needle=$1 item
+	shift
+	for item in "$@"; do
+		if [[ $item == "$needle" ]]; then
+			return 0
+		fi
+	done
+	return 1
+}
+
+# One listing tells which jobs exist (create or update: they take different header flags) and which are obsolete.
+existing=()
+if listing=$(lookup gcloud scheduler jobs list --location "$region" --project "$project" --format 'value(name)'); then
+	while IFS= read -r listed; do
+		listed=${listed//[[:space:]]/}
+		# gcloud prints the resource name, projects/P/locations/R/jobs/NAME, or (older versions) NAME alone.
+		listed=${listed##*/}
+		if [[ -n $listed ]] && in_family "$listed"; then
+			existing+=("$listed")
+		fi
+	done <<<"$listing"
+elif ((dry_run)); then
+	warn "could not list the Cloud Scheduler jobs in $region (is the API enabled yet?); showing every job as new"
 else
+	die "could not list the Cloud Scheduler jobs in $region of $project"
+fi
+
+if ((!dry_run)); then
 	work_dir=$(mktemp -d "${TMPDIR:-/tmp}/availability-cron-deploy.XXXXXX")
 	chmod 700 "$work_dir"
-	flags_file="$work_dir/scheduler-headers.json"
 	(
 		umask 077
-		headers_document "$header_flag" "$cron_value" >"$flags_file"
+		headers_document --headers "$cron_value" >"$work_dir/create-headers.json"
+		headers_document --update-headers "$cron_value" >"$work_dir/update-headers.json"
 	)
-	show_cmd "${scheduler[@]}" --flags-file "$flags_file"
 fi
-printf '  flags file: %s\n' "$(headers_document "$header_flag" '***')" >&3
-if ((!dry_run)); then
-	CLOUDSDK_CORE_DISABLE_FILE_LOGGING=true "${scheduler[@]}" --flags-file "$flags_file"
-	rm -f "$flags_file"
+
+for ((i = 0; i < ${#wanted_names[@]}; i++)); do
+	job_id=${wanted_names[i]}
+	common=(--location "$region" --project "$project" --schedule "$schedule" --time-zone "$time_zone"
+		--uri "${wanted_uris[i]}" --http-method POST --attempt-deadline "${attempt_deadline}s"
+		--max-retry-attempts 0 --message-body '{}')
+	if contains "$job_id" ${existing[@]+"${existing[@]}"}; then
+		header_flag=--update-headers
+		flags_file=$work_dir/update-headers.json
+		scheduler=(gcloud scheduler jobs update http "$job_id" "${common[@]}")
+		# The other mode's header and token, in case the job was created in that mode.
+		if [[ $auth == bearer ]]; then
+			scheduler+=(--remove-headers X-Cron-Secret --clear-auth-token)
+		else
+			scheduler+=(--remove-headers Authorization)
+		fi
+	else
+		header_flag=--headers
+		flags_file=$work_dir/create-headers.json
+		scheduler=(gcloud scheduler jobs create http "$job_id" "${common[@]}")
+	fi
+	if [[ $auth == oidc ]]; then
+		# The audience is the function URL itself, whatever query string the job adds.
+		scheduler+=(--oidc-service-account-email "$scheduler_sa" --oidc-token-audience "$url")
+	fi
+	# The job resource gcloud prints would include the headers.
+	scheduler+=(--format none)
+	if ((dry_run)); then
+		show_cmd "${scheduler[@]}" --flags-file '<private temporary file>'
+	else
+		show_cmd "${scheduler[@]}" --flags-file "$flags_file"
+	fi
+	printf '  flags file: %s\n' "$(headers_document "$header_flag" '***')" >&3
+	if ((!dry_run)); then
+		CLOUDSDK_CORE_DISABLE_FILE_LOGGING=true "${scheduler[@]}" --flags-file "$flags_file"
+	fi
+done
+if [[ -n $work_dir ]]; then
+	rm -rf "$work_dir"
+	work_dir=""
 fi
+
+# Only once the current jobs are in place: a tick with both layouts refreshes some workspaces twice (harmless),
+# one with neither would refresh none.
+for job_id in ${existing[@]+"${existing[@]}"}; do
+	if ! contains "$job_id" "${wanted_names[@]}"; then
+		say "Deleting $job_id: not part of the current layout ($shards shard(s), sources $sources_text)."
+		run gcloud scheduler jobs delete "$job_id" --location "$region" --project "$project" --quiet
+	fi
+done
 cron_value=""
 
 if ((dry_run)); then
@@ -655,6 +816,9 @@ if ((dry_run)); then
 fi
 
 say ""
-say "Deployed $name ($url); $job calls it on '$schedule' ($time_zone)."
-say "Run it now:  gcloud scheduler jobs run $job --location $region --project $project"
+say "Deployed $name ($url); ${#wanted_names[@]} job(s) call it on '$schedule' ($time_zone):"
+for job_id in "${wanted_names[@]}"; do
+	say "  $job_id"
+done
+say "Run it now:  gcloud scheduler jobs run ${wanted_names[0]} --location $region --project $project"
 say "Logs:        gcloud functions logs read $name --gen2 --region $region --project $project"

@@ -10,6 +10,11 @@ The simulated project is a directory named by FAKE_GCLOUD_STATE (`write_state` /
 from and to a dict, see `fresh_state`): describe calls answer from it, create/deploy/binding calls update it,
 so a second run sees what the first one made. A call whose argv starts with a line of the state's `fail`
 list exits 1.
+
+Scheduler jobs live in one location (the fake ignores --location but for echoing it): `scheduler jobs list`
+prints every job of the state, one a line, as the resource name `projects/P/locations/R/jobs/NAME` (what
+current gcloud prints for `value(name)`) or, with the state's `jobs_listed_as` set to "id", as NAME alone;
+`scheduler jobs delete NAME` removes one; create and update remember the job's --uri (`job_uris`).
 """
 
 from __future__ import annotations
@@ -152,14 +157,39 @@ else
 		fi
 		;;
 	"scheduler jobs describe "*) [[ -e $state/jobs/$name ]] || not_found "job $name" ;;
+	"scheduler jobs list")
+		location=$(option --location) || location=""
+		project=$(option --project) || project=""
+		for job in "$state"/jobs/*; do
+			[[ -e $job ]] || continue
+			if [[ $(<"$state/jobs_listed_as") == id ]]; then
+				printf '%s\n' "${job##*/}"
+			else
+				printf 'projects/%s/locations/%s/jobs/%s\n' "$project" "$location" "${job##*/}"
+			fi
+		done
+		;;
 	"scheduler jobs create http "*)
 		if [[ -e $state/jobs/$name ]]; then
 			already_exists "job $name"
 		else
-			touch "$state/jobs/$name"
+			option --uri >"$state/jobs/$name"
 		fi
 		;;
-	"scheduler jobs update http "*) [[ -e $state/jobs/$name ]] || not_found "job $name" ;;
+	"scheduler jobs update http "*)
+		if [[ -e $state/jobs/$name ]]; then
+			option --uri >"$state/jobs/$name"
+		else
+			not_found "job $name"
+		fi
+		;;
+	"scheduler jobs delete "*)
+		if [[ -e $state/jobs/$name ]]; then
+			rm "$state/jobs/$name"
+		else
+			not_found "job $name"
+		fi
+		;;
 	*) ;; # services enable, secrets add-iam-policy-binding, run services update: nothing to remember
 	esac
 fi
@@ -207,6 +237,7 @@ def fresh_state(**changes: Any) -> dict[str, Any]:
         "secret_value": "",
         "functions": [],
         "jobs": [],
+        "jobs_listed_as": "path",
         "invokers": {},
         "fail": [],
     }
@@ -228,6 +259,7 @@ def write_state(directory: Path, state: dict[str, Any]) -> None:
     for function, members in state["invokers"].items():
         (directory / "invokers" / function).write_text("".join(member + "\n" for member in members))
     (directory / "fail").write_text("".join(prefix + "\n" for prefix in state["fail"]))
+    (directory / "jobs_listed_as").write_text(state.get("jobs_listed_as", "path"))
 
 
 def read_state(directory: Path) -> dict[str, Any]:
@@ -238,6 +270,9 @@ def read_state(directory: Path) -> dict[str, Any]:
         "secret_value": (directory / "secret_value").read_text(),
         "invokers": {path.name: path.read_text().split() for path in (directory / "invokers").iterdir()},
         "fail": (directory / "fail").read_text().splitlines(),
+        "jobs_listed_as": (directory / "jobs_listed_as").read_text(),
+        # The --uri each job was last created or updated with ("" for a job preloaded by write_state).
+        "job_uris": {path.name: path.read_text() for path in (directory / "jobs").iterdir()},
     }
     for part in _SETS:
         state[part] = sorted(path.name for path in (directory / part).iterdir())

@@ -22,6 +22,8 @@ SCRIPT = ROOT / "deploy.sh"
 FAKE_SECRET = 'fake-cron-secret-"q"\\b,c|d-7f3a9e'
 PROJECT = "demo-project"
 URL = FUNCTION_URL.format(name="availability-cron")
+JOB = "availability-cron-tick"
+DIRECT_JOB = "availability-cron-tick-direct-book"
 COMPUTE_SA = "123456789012-compute@developer.gserviceaccount.com"
 RUNTIME_SA = "cron-runner@demo-project.iam.gserviceaccount.com"
 APIS = {
@@ -38,6 +40,7 @@ READ_ONLY = (
     ("secrets", "describe"),
     ("functions", "describe"),
     ("scheduler", "jobs", "describe"),
+    ("scheduler", "jobs", "list"),
     ("run", "services", "get-iam-policy"),
 )
 
@@ -107,6 +110,27 @@ class Result:
 
     def mutations(self) -> list[list[str]]:
         return [call["argv"] for call in self.calls if not is_read_only(call["argv"])]
+
+    def job(self, name: str) -> dict[str, Any]:
+        """The one create or update call of the scheduler job NAME."""
+        matches = [
+            call
+            for call in self.calls
+            if call["argv"][:2] == ["scheduler", "jobs"]
+            and call["argv"][2] in ("create", "update")
+            and call["argv"][4] == name
+        ]
+        assert len(matches) == 1, f"expected one create or update of {name}, got {matches}"
+        return matches[0]
+
+    def scheduled(self, verb: str) -> dict[str, str]:
+        """{job name: --uri} of every `scheduler jobs VERB http` call (VERB: create or update)."""
+        return {
+            argv[4]: option(argv, "--uri") or "" for argv in self.argvs("scheduler", "jobs", verb, "http")
+        }
+
+    def deleted(self) -> list[str]:
+        return sorted(argv[3] for argv in self.argvs("scheduler", "jobs", "delete"))
 
 
 class Deployer:
@@ -192,7 +216,7 @@ def test_first_deploy_creates_everything_in_order(deployer: Deployer) -> None:
         ("secrets", "versions", "access"),
         ("functions", "deploy"),
         ("functions", "describe"),
-        ("scheduler", "jobs", "describe"),
+        ("scheduler", "jobs", "list"),
         ("scheduler", "jobs", "create", "http"),
     ]
     positions = [result.index(*step) for step in order]
@@ -230,7 +254,7 @@ def test_first_deploy_creates_everything_in_order(deployer: Deployer) -> None:
         "--memory": "512Mi",
         "--cpu": "1",
         "--timeout": "120s",
-        "--max-instances": "1",
+        "--max-instances": "2",  # one instance for each job's run: default and directBook
         "--concurrency": "1",
         "--set-secrets": (
             "CRON_SECRET=availability-cron-secret:latest,DATABASE_URL=availability-cron-database-url:latest"
@@ -245,9 +269,10 @@ def test_first_deploy_creates_everything_in_order(deployer: Deployer) -> None:
     assert option(describe, "--format") == "value(serviceConfig.uri)"
     assert "--gen2" in describe
 
-    job = result.call("scheduler", "jobs", "create", "http")
+    assert result.scheduled("create") == {JOB: URL, DIRECT_JOB: f"{URL}?source=directBook"}
+    assert result.argvs("scheduler", "jobs", "delete") == []
+    job = result.job(JOB)
     argv = job["argv"]
-    assert argv[4] == "availability-cron-tick"
     expected = {
         "--location": "us-central1",
         "--project": PROJECT,
@@ -269,10 +294,15 @@ def test_first_deploy_creates_everything_in_order(deployer: Deployer) -> None:
     assert job["flags_file_mode"] == "0o600"
     assert job["env"]["CLOUDSDK_CORE_DISABLE_FILE_LOGGING"] == "true"
     assert '"Authorization": "Bearer ***"' in result.stdout
+    # The DIRECT_BOOK job is the same but for its query string.
+    direct = result.job(DIRECT_JOB)
+    assert {flag: option(direct["argv"], flag) for flag in expected} == {**expected, "--uri": f"{URL}?source=directBook"}
+    assert direct["flags_file"] == job["flags_file"]
+    assert direct["env"]["CLOUDSDK_CORE_DISABLE_FILE_LOGGING"] == "true"
 
     # Run from another directory, the script still uploads the project (`--source .` in its own directory).
     assert result.call("functions", "deploy")["cwd"] == str(ROOT)
-    assert deployer.state()["jobs"] == ["availability-cron-tick"]
+    assert deployer.state()["jobs"] == [JOB, DIRECT_JOB]
 
 
 def test_printed_commands_are_exactly_the_calls_made(deployer: Deployer) -> None:
@@ -286,13 +316,14 @@ def test_rerun_updates_in_place_and_creates_nothing(deployer: Deployer) -> None:
     first = deployer.run("--project", PROJECT)
     assert first.returncode == 0, first.stderr
     assert len(first.argvs("secrets", "create")) == 1
-    assert len(first.argvs("scheduler", "jobs", "create")) == 1
+    assert len(first.argvs("scheduler", "jobs", "create")) == 2
 
     second = deployer.run("--project", PROJECT)
     assert second.returncode == 0, second.stderr
     assert not any("create" in argv[:4] for argv in second.mutations())
-    update = second.call("scheduler", "jobs", "update", "http")
-    assert update["argv"][4] == "availability-cron-tick"
+    assert second.scheduled("update") == {JOB: URL, DIRECT_JOB: f"{URL}?source=directBook"}
+    assert second.argvs("scheduler", "jobs", "delete") == []
+    update = second.job(JOB)
     assert option(update["argv"], "--headers") is None
     assert update["flags_file"] == {
         "--update-headers": {"Content-Type": "application/json", "Authorization": f"Bearer {FAKE_SECRET}"}
@@ -309,8 +340,8 @@ def test_rerun_updates_in_place_and_creates_nothing(deployer: Deployer) -> None:
 def test_everything_existing_issues_no_create_call(deployer: Deployer, auth: str) -> None:
     result = deployer.run("--project", PROJECT, "--auth", auth)
     assert result.returncode == 0, result.stderr
-    assert [argv for argv in result.calls if "create" in argv["argv"][:4]] == []
-    assert len(result.argvs("scheduler", "jobs", "update", "http")) == 1
+    assert [argv for argv in result.calls if "create" in argv["argv"][:4] and argv["argv"][4] != DIRECT_JOB] == []
+    assert list(result.scheduled("update")) == [JOB]
 
 
 @pytest.mark.parametrize("exists", [True, False])
@@ -353,10 +384,15 @@ def test_oidc_mode(deployer: Deployer, extra: tuple[str, ...], scheduler_sa: str
     assert result.index("functions", "deploy") < result.index("functions", "add-invoker-policy-binding")
     assert result.argvs("functions", "remove-invoker-policy-binding") == []
 
-    job = result.call("scheduler", "jobs", "create", "http")
-    assert option(job["argv"], "--oidc-service-account-email") == scheduler_sa
-    assert option(job["argv"], "--oidc-token-audience") == URL
-    assert job["flags_file"] == {"--headers": {"Content-Type": "application/json", "X-Cron-Secret": FAKE_SECRET}}
+    for name in (JOB, DIRECT_JOB):
+        job = result.job(name)
+        assert job["argv"][2] == "create"
+        assert option(job["argv"], "--oidc-service-account-email") == scheduler_sa
+        # The audience is the function URL, without the job's query string.
+        assert option(job["argv"], "--oidc-token-audience") == URL
+        assert job["flags_file"] == {
+            "--headers": {"Content-Type": "application/json", "X-Cron-Secret": FAKE_SECRET}
+        }
     assert '"X-Cron-Secret": "***"' in result.stdout
 
 
@@ -366,7 +402,8 @@ def test_switching_to_oidc_removes_public_access_and_bearer_header(deployer: Dep
     removal = result.one("functions", "remove-invoker-policy-binding")
     assert option(removal, "--member") == "allUsers"
     assert deployer.state()["invokers"]["availability-cron"] == [f"serviceAccount:{COMPUTE_SA}"]
-    update = result.call("scheduler", "jobs", "update", "http")
+    update = result.job(JOB)
+    assert update["argv"][2] == "update"
     assert option(update["argv"], "--remove-headers") == "Authorization"
     assert "--clear-auth-token" not in update["argv"]
     assert option(update["argv"], "--oidc-token-audience") == URL
@@ -394,8 +431,14 @@ def test_dry_run_changes_nothing_and_masks_the_secret(deployer: Deployer, auth: 
     fresh = make_state is fresh_state
     assert ("secrets create availability-cron-secret --replication-policy=automatic" in words) == fresh
     scheduler = [argv for argv in printed if argv[:3] == ["scheduler", "jobs", "create" if fresh else "update"]]
+    scheduler = [argv for argv in scheduler if argv[4] == JOB]
     assert len(scheduler) == 1
     assert option(scheduler[0], "--uri") == ("https://FUNCTION_URL" if fresh else URL)
+    # The DIRECT_BOOK job does not exist in either state: it is created.
+    direct = [argv for argv in printed if argv[:5] == ["scheduler", "jobs", "create", "http", DIRECT_JOB]]
+    assert len(direct) == 1
+    assert option(direct[0], "--uri") == ("https://FUNCTION_URL" if fresh else URL) + "?source=directBook"
+    assert "scheduler jobs list --location" in words
     header = '"Authorization": "Bearer ***"' if auth == "bearer" else '"X-Cron-Secret": "***"'
     assert header in result.stdout
     assert "Dry run" in result.stderr
@@ -482,7 +525,8 @@ def test_budget_from_environment_is_checked_and_deployed(deployer: Deployer) -> 
     deploy = accepted.one("functions", "deploy")
     assert option(deploy, "--set-env-vars") == "^|^AVAILABILITY_CRON_TIME_BUDGET_MS=115000"
     assert option(deploy, "--timeout") == "200s"
-    assert option(accepted.one("scheduler", "jobs", "update", "http"), "--attempt-deadline") == "260s"
+    assert option(accepted.job(JOB)["argv"], "--attempt-deadline") == "260s"
+    assert option(accepted.job(DIRECT_JOB)["argv"], "--attempt-deadline") == "260s"
 
 
 def test_missing_database_url_secret_stops_before_changing_anything_but_apis(deployer: Deployer) -> None:
@@ -573,8 +617,9 @@ def test_custom_settings_flow_through(deployer: Deployer) -> None:
         "direct-url",
     ]
     assert result.argvs("secrets", "create") == []
-    job = result.one("scheduler", "jobs", "create", "http")
-    assert job[4] == "avail-cron-tick"
+    assert list(result.scheduled("create")) == ["avail-cron-tick", "avail-cron-tick-direct-book"]
+    job = result.job("avail-cron-tick")["argv"]
+    assert option(result.one("scheduler", "jobs", "list"), "--location") == "europe-west1"
     assert option(job, "--location") == "europe-west1"
     assert option(job, "--schedule") == "*/5 * * * *"
     assert option(job, "--time-zone") == "Europe/Paris"
