@@ -77,9 +77,12 @@ class HttpClient:
         deadline: Deadline,
         cap_s: float,
         what: str,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         """GET `url` and decode its JSON body; any failure is a ProviderError naming `what`."""
-        response = self.get(url, params=params, deadline=deadline, cap_s=cap_s, what=what, accept="application/json")
+        response = self.get(
+            url, params=params, deadline=deadline, cap_s=cap_s, what=what, accept="application/json", headers=headers
+        )
         try:
             return json.loads(response.body)
         except (ValueError, RecursionError) as exc:
@@ -109,13 +112,16 @@ class HttpClient:
         what: str,
         accept: str,
         redirects: bool = True,
+        headers: Mapping[str, str] | None = None,
     ) -> Response:
         """GET, retrying connection failures and 502/503/504 with jittered backoff, and waiting out a
         429 when the provider's wait fits the time left; other non-2xx answers raise ProviderHTTPError."""
         retries = 0
         while True:
             try:
-                return self._attempt(url, params, deadline, cap_s, what, accept, redirects)
+                return self._attempt(
+                    url, params, deadline, cap_s, what, {**(headers or {}), "Accept": accept}, redirects
+                )
             except ProviderError as exc:
                 delay = _retry_delay(exc, retries, deadline)
                 if delay is None:
@@ -130,7 +136,7 @@ class HttpClient:
         deadline: Deadline,
         cap_s: float,
         what: str,
-        accept: str,
+        headers: Mapping[str, str],
         redirects: bool,
     ) -> Response:
         timeout = min(cap_s, deadline.remaining())
@@ -141,7 +147,7 @@ class HttpClient:
             with self._session().get(
                 url,
                 params=params,
-                headers={"Accept": accept},
+                headers=dict(headers),
                 timeout=(min(timeout, MAX_CONNECT_TIMEOUT_S), timeout),
                 stream=True,
                 allow_redirects=redirects,
