@@ -9,6 +9,7 @@ Run `python -m sandbox.providers --help` for a standalone server.
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import json
 import random
@@ -26,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
 from typing import Any, Self, cast
 from urllib.parse import parse_qs, unquote, urlsplit
+from zoneinfo import ZoneInfo
 
 from sandbox import slots as payloads
 from sandbox.slots import SlotSet, as_utc, weekday_slots, zone
@@ -36,6 +38,9 @@ _GENERATED_NAMESPACE = uuid.UUID("5f0c7d8e-2a41-4b8e-9a57-3c1e0d6b9f21")
 _MAX_SPAN_DAYS = 31
 _MAX_SPAN_MS = _MAX_SPAN_DAYS * 86_400_000
 _LOG_LIMIT = 100_000  # keeps a long CLI/benchmark run from growing without bound
+_PAYLOAD_CACHE_LIMIT = 50_000
+# Cached GoHighLevel bodies carry this trace id, replaced by a fresh one in every answer.
+_TRACE_PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
 
 
 @dataclass(frozen=True)
@@ -209,7 +214,10 @@ class ProviderSandbox:
         generate_unknown: bool = False,
         seed: int = 0,
         clock: Callable[[], datetime] | None = None,
+        cache_payloads: bool = False,
     ) -> None:
+        """`cache_payloads` renders each availability body once per distinct input (slot set, query,
+        first free start): a benchmark at high concurrency then measures the client, not this server."""
         if latency_s < 0 or not 0.0 <= failure_rate <= 1.0:
             raise ValueError("latency_s must be >= 0 and failure_rate within [0, 1]")
         self._host, self._port = host, port
@@ -217,6 +225,8 @@ class ProviderSandbox:
         self._failure_rate = failure_rate
         self._generate_unknown = generate_unknown
         self._seed = seed
+        self._cache_payloads = cache_payloads
+        self._payloads: dict[tuple[object, ...], _Reply] = {}
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
@@ -372,6 +382,7 @@ class ProviderSandbox:
             self._total = 0
             self._log.clear()
             self._ghl_responses = 0
+            self._payloads.clear()
             self._rng = random.Random(self._seed)
 
     # --- observation --------------------------------------------------------------
@@ -441,6 +452,21 @@ class ProviderSandbox:
             return None
         self._fault_left[key] = left - 1
         return fault
+
+    def _memo(self, key: tuple[object, ...], render: Callable[[], _Reply]) -> _Reply:
+        """`render()`, or with `cache_payloads` its earlier result for an equal key. Keys hold every input
+        a body depends on (the slot set by value, and the clock only through the first free start)."""
+        if not self._cache_payloads:
+            return render()
+        with self._lock:
+            reply = self._payloads.get(key)
+        if reply is None:
+            reply = render()
+            with self._lock:
+                if len(self._payloads) >= _PAYLOAD_CACHE_LIMIT:
+                    self._payloads.clear()
+                self._payloads[key] = reply
+        return reply
 
     def _route(self, method: str, target: str) -> _Route:
         parts = urlsplit(target)
@@ -550,16 +576,23 @@ class ProviderSandbox:
         if end < start or (end - start).days > _MAX_SPAN_DAYS:
             message = f"range_end must be within {_MAX_SPAN_DAYS} days after range_start"
             return _error(_Provider.CALENDLY, 400, message)
-        body = payloads.calendly_range(
-            event.slots,
-            now=self._now(),
-            tz=tz,
-            range_start=start,
-            range_end=end,
-            availability_timezone=event.timezone,
-            bookable=event.public,
+        now = self._now()
+        key = ("calendly", event.slots, event.timezone, event.public, str(tz), start, end)
+        return self._memo(
+            (*key, event.slots.first_from(now), now.astimezone(tz).date()),
+            lambda: _json(
+                200,
+                payloads.calendly_range(
+                    event.slots,
+                    now=now,
+                    tz=tz,
+                    range_start=start,
+                    range_end=end,
+                    availability_timezone=event.timezone,
+                    bookable=event.public,
+                ),
+            ),
         )
-        return _json(200, body)
 
     def _calendly_link(self, slug: str) -> _Reply:
         with self._lock:
@@ -610,10 +643,17 @@ class ProviderSandbox:
             offset = int(_first(query, "monthOffset") or "0")
         except ValueError as exc:
             return _error(_Provider.HUBSPOT, 400, f"invalid parameter: {exc}")
-        body = payloads.hubspot_availability(
-            link.slots, now=self._now(), tz=tz, month_offset=offset, durations_ms=link.durations_ms, slug=slug
+        now = self._now()
+        key = ("hubspot", slug, link.slots, link.durations_ms, str(tz), offset, now.astimezone(tz).date())
+        return self._memo(
+            (*key, link.slots.first_from(now)),
+            lambda: _json(
+                200,
+                payloads.hubspot_availability(
+                    link.slots, now=now, tz=tz, month_offset=offset, durations_ms=link.durations_ms, slug=slug
+                ),
+            ),
         )
-        return _json(200, body)
 
     def _ghl(self, calendar_id: str, query: dict[str, list[str]]) -> _Route:
         calendar = self._calendar(self._registry.ghl, calendar_id, "America/Chicago")
@@ -634,16 +674,33 @@ class ProviderSandbox:
         with self._lock:
             self._ghl_responses += 1
             dates_meta = self._ghl_responses % 2 == 1
-        body = payloads.ghl_free_slots(
+        now, starts = self._now(), calendar.slots.starts
+        if not self._cache_payloads:
+            return _json(200, self._ghl_payload(calendar, now, tz, start_ms, end_ms, str(uuid.uuid4()), dates_meta))
+        low, high = payloads.from_ms(start_ms), payloads.from_ms(end_ms)
+        key = ("ghl", calendar.slots, str(tz), dates_meta, calendar.slots.first_from(now))
+        bounds = (bisect.bisect_left(starts, low), bisect.bisect_right(starts, high))
+        dates = (low.astimezone(tz).date(), high.astimezone(tz).date()) if dates_meta else None
+        cached = self._memo(
+            (*key, bounds, dates),
+            lambda: _json(200, self._ghl_payload(calendar, now, tz, start_ms, end_ms, _TRACE_PLACEHOLDER, dates_meta)),
+        )
+        body = cached.body.replace(_TRACE_PLACEHOLDER.encode(), str(uuid.uuid4()).encode())
+        return _Reply(cached.status, body, cached.content_type, cached.headers)
+
+    @staticmethod
+    def _ghl_payload(
+        calendar: _Calendar, now: datetime, tz: ZoneInfo, start_ms: int, end_ms: int, trace_id: str, dates_meta: bool
+    ) -> dict[str, object]:
+        return payloads.ghl_free_slots(
             calendar.slots,
-            now=self._now(),
+            now=now,
             tz=tz,
             start_ms=start_ms,
             end_ms=end_ms,
-            trace_id=str(uuid.uuid4()),
+            trace_id=trace_id,
             dates_meta=dates_meta,
         )
-        return _json(200, body)
 
     def _page_route(self, raw_path: str) -> _Route | None:
         with self._lock:
@@ -761,6 +818,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--failure-rate", type=float, default=0.0)
     parser.add_argument("--generate-unknown", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache-payloads", action="store_true", help="render each distinct body once (benchmarks)")
     args = parser.parse_args(argv)
     sandbox = ProviderSandbox(
         args.host,
@@ -769,6 +827,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         failure_rate=args.failure_rate,
         generate_unknown=args.generate_unknown,
         seed=args.seed,
+        cache_payloads=args.cache_payloads,
     )
     done = threading.Event()
 
