@@ -81,10 +81,10 @@ describe, scheduler jobs list, run services get-iam-policy) so the plan shows cr
 happen, prints every command a real run would issue, and never reads a secret's value. It exits 1 when a real
 run would stop on a problem it found (such as a missing database URL secret), else 0.
 
-Secrets: the generated CRON_SECRET goes to gcloud on stdin and is never printed. The scheduler job needs the
+Secrets: the generated CRON_SECRET goes to gcloud on stdin and is never printed. The scheduler jobs need the
 value in a header: it is read with `gcloud secrets versions access` into memory and handed to gcloud in a
 private temporary --flags-file (never on a command line), with gcloud's file logging off for that command.
-After rotating the secret, run this script again so the job sends the new value.
+After rotating the secret, run this script again so the jobs send the new value.
 
 Exit status: 0 done, 1 a step or check failed, 2 bad usage.
 EOF

@@ -125,9 +125,7 @@ class Result:
 
     def scheduled(self, verb: str) -> dict[str, str]:
         """{job name: --uri} of every `scheduler jobs VERB http` call (VERB: create or update)."""
-        return {
-            argv[4]: option(argv, "--uri") or "" for argv in self.argvs("scheduler", "jobs", verb, "http")
-        }
+        return {argv[4]: option(argv, "--uri") or "" for argv in self.argvs("scheduler", "jobs", verb, "http")}
 
     def deleted(self) -> list[str]:
         return sorted(argv[3] for argv in self.argvs("scheduler", "jobs", "delete"))
@@ -199,7 +197,19 @@ def deployer(tmp_path: Path) -> Deployer:
 def test_help_exits_zero_and_calls_nothing(deployer: Deployer) -> None:
     result = deployer.run("--help")
     assert result.returncode == 0
-    for flag in ("--project", "--auth bearer|oidc", "--dry-run", "--cloudsql-instance", "--env KEY=VALUE"):
+    for flag in (
+        "--project",
+        "--auth bearer|oidc",
+        "--dry-run",
+        "--cloudsql-instance",
+        "--env KEY=VALUE",
+        "--shards N",
+        "--no-direct-book",
+        "--max-instances N",
+        "NAME-tick-shard-I-of-N",
+        "NAME-tick-direct-book-shard-I-of-N",
+        "URL?source=directBook&shard=I&shards=N",
+    ):
         assert flag in result.stdout
     assert result.calls == []
 
@@ -296,7 +306,10 @@ def test_first_deploy_creates_everything_in_order(deployer: Deployer) -> None:
     assert '"Authorization": "Bearer ***"' in result.stdout
     # The DIRECT_BOOK job is the same but for its query string.
     direct = result.job(DIRECT_JOB)
-    assert {flag: option(direct["argv"], flag) for flag in expected} == {**expected, "--uri": f"{URL}?source=directBook"}
+    assert {flag: option(direct["argv"], flag) for flag in expected} == {
+        **expected,
+        "--uri": f"{URL}?source=directBook",
+    }
     assert direct["flags_file"] == job["flags_file"]
     assert direct["env"]["CLOUDSDK_CORE_DISABLE_FILE_LOGGING"] == "true"
 
@@ -390,9 +403,7 @@ def test_oidc_mode(deployer: Deployer, extra: tuple[str, ...], scheduler_sa: str
         assert option(job["argv"], "--oidc-service-account-email") == scheduler_sa
         # The audience is the function URL, without the job's query string.
         assert option(job["argv"], "--oidc-token-audience") == URL
-        assert job["flags_file"] == {
-            "--headers": {"Content-Type": "application/json", "X-Cron-Secret": FAKE_SECRET}
-        }
+        assert job["flags_file"] == {"--headers": {"Content-Type": "application/json", "X-Cron-Secret": FAKE_SECRET}}
     assert '"X-Cron-Secret": "***"' in result.stdout
 
 
@@ -656,6 +667,281 @@ def test_unreadable_cron_secret_stops_before_the_deploy(deployer: Deployer) -> N
     assert result.returncode == 1
     assert "could not read the latest version of secret availability-cron-secret" in result.stderr
     assert result.argvs("functions", "deploy") == []
+
+
+# ---------------------------------------------------------------------------------------------- shards
+
+
+def layout(shards: int, direct_book: bool = True, url: str = URL) -> dict[str, str]:
+    """{job name: URI} of the jobs deploy.sh should leave for this layout."""
+    jobs: dict[str, str] = {}
+    for source in ("default", "directBook") if direct_book else ("default",):
+        name = JOB if source == "default" else DIRECT_JOB
+        query = ["source=directBook"] if source == "directBook" else []
+        if shards == 1:
+            jobs[name] = url + ("?" + "&".join(query) if query else "")
+        else:
+            for shard in range(shards):
+                jobs[f"{name}-shard-{shard}-of-{shards}"] = (
+                    url + "?" + "&".join([*query, f"shard={shard}&shards={shards}"])
+                )
+    return jobs
+
+
+# Jobs of other functions and jobs made by hand whose names merely look like this function's.
+FOREIGN_JOBS = [
+    "availability-cron-2-tick",
+    "availability-cron-2-tick-shard-0-of-2",
+    "availability-cron-tick-tick",  # function availability-cron-tick
+    "availability-cron-tick-tick-shard-1-of-4",
+    "availability-cron-tick-direct-book-tick",  # function availability-cron-tick-direct-book
+    "availability-cron-ticker",
+    "availability-cron-tick-shard-0-of-4-old",
+    "availability-cron-tick-shard-01-of-4",
+    "availability-cron-tick-shard-1",
+    "availability-cron-tick-direct-book-2",
+    "my-availability-cron-tick",
+    "availability-cron-tick_backup",
+]
+
+
+def test_four_shards_create_four_default_and_four_direct_book_jobs(deployer: Deployer) -> None:
+    deployer.set_state(existing_state(jobs=[]))
+    result = deployer.run("--project", PROJECT, "--shards", "4")
+    assert result.returncode == 0, result.stderr
+    expected = layout(4)
+    assert result.scheduled("create") == expected
+    assert expected["availability-cron-tick-shard-2-of-4"] == f"{URL}?shard=2&shards=4"
+    assert expected["availability-cron-tick-direct-book-shard-3-of-4"] == f"{URL}?source=directBook&shard=3&shards=4"
+    assert result.scheduled("update") == {}
+    assert result.deleted() == []
+    assert deployer.state()["job_uris"] == expected
+    # Each job runs at once with the others, in an instance of its own.
+    assert option(result.one("functions", "deploy"), "--max-instances") == "8"
+    for name in expected:
+        job = result.job(name)
+        assert option(job["argv"], "--attempt-deadline") == "180s"
+        assert option(job["argv"], "--max-retry-attempts") == "0"
+        assert option(job["argv"], "--schedule") == "* * * * *"
+        assert option(job["argv"], "--message-body") == "{}"
+        assert job["flags_file"] == {
+            "--headers": {"Content-Type": "application/json", "Authorization": f"Bearer {FAKE_SECRET}"}
+        }
+    # One listing, before any job is touched.
+    assert result.index("scheduler", "jobs", "list") < result.index("scheduler", "jobs", "create")
+    listing = result.one("scheduler", "jobs", "list")
+    assert option(listing, "--location") == "us-central1"
+    assert option(listing, "--project") == PROJECT
+    assert option(listing, "--format") == "value(name)"
+    assert result.argvs("scheduler", "jobs", "describe") == []
+    assert "availability-cron-tick-direct-book-shard-3-of-4" in result.stderr  # the closing summary
+
+
+def test_same_shards_again_updates_and_deletes_nothing(deployer: Deployer) -> None:
+    deployer.set_state(existing_state(jobs=[]))
+    assert deployer.run("--project", PROJECT, "--shards", "4").returncode == 0
+    again = deployer.run("--project", PROJECT, env={"SHARDS": "4"})
+    assert again.returncode == 0, again.stderr
+    assert again.scheduled("create") == {}
+    assert again.scheduled("update") == layout(4)
+    assert again.deleted() == []
+    assert deployer.state()["job_uris"] == layout(4)
+
+
+@pytest.mark.parametrize("listed_as", ["path", "id"])
+def test_four_to_two_shards_deletes_exactly_the_obsolete_jobs(deployer: Deployer, listed_as: str) -> None:
+    deployer.set_state(existing_state(jobs=list(layout(4)), jobs_listed_as=listed_as))
+    result = deployer.run("--project", PROJECT, "--shards", "2")
+    assert result.returncode == 0, result.stderr
+    assert result.scheduled("create") == layout(2)
+    assert result.scheduled("update") == {}
+    assert result.deleted() == sorted(layout(4))
+    assert deployer.state()["job_uris"] == layout(2)
+    # The new layout is in place before the old one goes, so no tick finds neither.
+    last_write = max(i for i, call in enumerate(result.calls) if call["argv"][2:3] in (["create"], ["update"]))
+    assert last_write < result.index("scheduler", "jobs", "delete")
+    for argv in result.argvs("scheduler", "jobs", "delete"):
+        assert "--quiet" in argv
+        assert option(argv, "--location") == "us-central1"
+        assert option(argv, "--project") == PROJECT
+    assert option(result.one("functions", "deploy"), "--max-instances") == "4"
+
+
+def test_stray_jobs_of_the_current_layout_size_are_deleted_too(deployer: Deployer) -> None:
+    """Shards 2 and 3 "of 2" cannot exist in a 2-shard layout: they are the family's and obsolete."""
+    stray = ["availability-cron-tick-shard-2-of-2", "availability-cron-tick-direct-book-shard-3-of-2"]
+    deployer.set_state(existing_state(jobs=[*layout(2), *stray]))
+    result = deployer.run("--project", PROJECT, "--shards", "2")
+    assert result.returncode == 0, result.stderr
+    assert result.scheduled("update") == layout(2)
+    assert result.deleted() == sorted(stray)
+
+
+@pytest.mark.parametrize("plain_left", [False, True], ids=["plain-absent", "plain-present"])
+def test_two_shards_to_one_deletes_the_shard_jobs_and_keeps_the_plain_ones(
+    deployer: Deployer, plain_left: bool
+) -> None:
+    jobs = [*layout(2), *([JOB] if plain_left else [])]
+    deployer.set_state(existing_state(jobs=jobs))
+    result = deployer.run("--project", PROJECT, "--shards", "1")
+    assert result.returncode == 0, result.stderr
+    assert result.deleted() == sorted(layout(2))
+    assert result.scheduled("update") == ({JOB: URL} if plain_left else {})
+    assert result.scheduled("create") == ({DIRECT_JOB: layout(1)[DIRECT_JOB]} if plain_left else layout(1))
+    assert deployer.state()["jobs"] == [JOB, DIRECT_JOB]
+    # Unsharded jobs carry no shard parameters.
+    assert all("shard" not in uri for uri in deployer.state()["job_uris"].values())
+
+
+def test_one_to_three_shards_deletes_the_plain_jobs(deployer: Deployer) -> None:
+    deployer.set_state(existing_state(jobs=[JOB, DIRECT_JOB]))
+    result = deployer.run("--project", PROJECT, "--shards", "3")
+    assert result.returncode == 0, result.stderr
+    assert result.scheduled("create") == layout(3)
+    assert result.deleted() == [JOB, DIRECT_JOB]
+    assert deployer.state()["job_uris"] == layout(3)
+
+
+@pytest.mark.parametrize("listed_as", ["path", "id"])
+@pytest.mark.parametrize("args", [("--shards", "2"), ("--shards", "1", "--no-direct-book")])
+def test_jobs_outside_the_family_are_never_touched(deployer: Deployer, listed_as: str, args: tuple[str, ...]) -> None:
+    deployer.set_state(existing_state(jobs=[*FOREIGN_JOBS, *layout(4)], jobs_listed_as=listed_as))
+    result = deployer.run("--project", PROJECT, *args)
+    assert result.returncode == 0, result.stderr
+    assert result.deleted() == sorted(layout(4))
+    touched = {argv[4] for argv in result.argvs("scheduler", "jobs") if argv[2] in ("create", "update")}
+    assert touched.isdisjoint(FOREIGN_JOBS)
+    assert set(FOREIGN_JOBS) <= set(deployer.state()["jobs"])
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [(("--no-direct-book",), {}), ((), {"DIRECT_BOOK": "0"}), (("--no-direct-book",), {"DIRECT_BOOK": "1"})],
+)
+def test_no_direct_book_removes_the_direct_book_jobs(
+    deployer: Deployer, args: tuple[str, ...], env: dict[str, str]
+) -> None:
+    deployer.set_state(existing_state(jobs=[*layout(2), JOB, DIRECT_JOB]))
+    result = deployer.run("--project", PROJECT, "--shards", "2", *args, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.scheduled("update") == layout(2, direct_book=False)
+    assert result.scheduled("create") == {}
+    assert result.deleted() == sorted([DIRECT_JOB, JOB, *(set(layout(2)) - set(layout(2, direct_book=False)))])
+    assert deployer.state()["job_uris"] == layout(2, direct_book=False)
+    assert option(result.one("functions", "deploy"), "--max-instances") == "2"
+
+
+def test_direct_book_flag_wins_over_the_environment(deployer: Deployer) -> None:
+    result = deployer.run("--project", PROJECT, "--direct-book", env={"DIRECT_BOOK": "0"})
+    assert result.returncode == 0, result.stderr
+    assert result.scheduled("create") == {DIRECT_JOB: f"{URL}?source=directBook"}
+
+
+def test_shards_flag_wins_over_the_environment(deployer: Deployer) -> None:
+    result = deployer.run("--project", PROJECT, "--shards=2", env={"SHARDS": "5"})
+    assert result.returncode == 0, result.stderr
+    assert set(result.scheduled("create")) == set(layout(2))
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (("--shards", "0"), {}, "invalid --shards '0' (the number of shards: a whole number from 1 to 64)"),
+        (("--shards", "65"), {}, "invalid --shards '65'"),
+        (("--shards", "x"), {}, "invalid --shards 'x'"),
+        (("--shards", "04"), {}, "invalid --shards '04'"),
+        (("--shards", "-1"), {}, "invalid --shards '-1'"),
+        (("--shards",), {}, "--shards needs a value"),
+        ((), {"SHARDS": "0"}, "invalid SHARDS '0' (the number of shards: a whole number from 1 to 64)"),
+        ((), {"SHARDS": "65"}, "invalid SHARDS '65'"),
+        ((), {"SHARDS": "x"}, "invalid SHARDS 'x'"),
+        ((), {"DIRECT_BOOK": "maybe"}, "invalid DIRECT_BOOK 'maybe' (1 or 0)"),
+        (("--no-direct-book=1",), {}, "--no-direct-book takes no value"),
+        (("--max-instances", "0"), {}, "invalid --max-instances '0'"),
+    ],
+)
+def test_bad_shards_or_direct_book_fail_before_any_gcloud_call(
+    deployer: Deployer, args: tuple[str, ...], env: dict[str, str], message: str
+) -> None:
+    result = deployer.run("--project", PROJECT, *args, env=env)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.calls == []
+
+
+def test_sixty_four_shards_is_the_limit(deployer: Deployer) -> None:
+    result = deployer.run("--project", PROJECT, "--shards", "64", "--no-direct-book", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    created = [argv[4] for argv in result.printed() if argv[:3] == ["scheduler", "jobs", "create"]]
+    assert created == [f"{JOB}-shard-{i}-of-64" for i in range(64)]
+
+
+def test_max_instances_flag(deployer: Deployer) -> None:
+    result = deployer.run("--project", PROJECT, "--shards", "2", "--max-instances", "10")
+    assert result.returncode == 0, result.stderr
+    assert option(result.one("functions", "deploy"), "--max-instances") == "10"
+    low = deployer.run("--project", PROJECT, "--shards", "2", "--max-instances", "3")
+    assert low.returncode == 0, low.stderr
+    assert "--max-instances 3 is below the 4 scheduler jobs" in low.stderr
+
+
+def test_dry_run_prints_the_listing_and_the_deletions_and_masks_the_secret(deployer: Deployer) -> None:
+    deployer.set_state(existing_state(jobs=[*layout(4), *FOREIGN_JOBS]))
+    before = deployer.state()
+    result = deployer.run("--project", PROJECT, "--shards", "2", "--auth", "oidc", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert deployer.state() == before
+    assert result.mutations() == []
+    assert result.argvs("scheduler", "jobs", "list") != []  # read-only: run for the plan
+    printed = result.printed()
+    assert [
+        "scheduler",
+        "jobs",
+        "list",
+        "--location",
+        "us-central1",
+        "--project",
+        PROJECT,
+        "--format",
+        "value(name)",
+    ] in printed
+    deletions = [argv for argv in printed if argv[:3] == ["scheduler", "jobs", "delete"]]
+    assert sorted(argv[3] for argv in deletions) == sorted(layout(4))
+    assert all("--quiet" in argv for argv in deletions)
+    creates = {argv[4]: option(argv, "--uri") for argv in printed if argv[:3] == ["scheduler", "jobs", "create"]}
+    assert creates == layout(2)
+    assert result.stdout.count('"X-Cron-Secret": "***"') == len(layout(2))
+    assert "'<private temporary file>'" in result.stdout
+
+
+def test_dry_run_prints_what_a_real_run_does_when_the_layout_changes(deployer: Deployer) -> None:
+    deployer.set_state(existing_state(jobs=[*layout(4), *FOREIGN_JOBS]))
+    planned = deployer.run("--project", PROJECT, "--shards", "3", "--dry-run")
+    done = deployer.run("--project", PROJECT, "--shards", "3")
+    assert planned.returncode == done.returncode == 0
+    assert planned.printed_without_temp_paths() == done.printed_without_temp_paths()
+    assert done.printed() == [call["argv"] for call in done.calls]
+    assert done.deleted() == sorted(layout(4))
+
+
+def test_a_failed_listing_stops_before_any_job_is_touched(deployer: Deployer) -> None:
+    deployer.set_state(existing_state(jobs=list(layout(2)), fail=["scheduler jobs list"]))
+    result = deployer.run("--project", PROJECT, "--shards", "2")
+    assert result.returncode == 1
+    assert "could not list the Cloud Scheduler jobs in us-central1 of demo-project" in result.stderr
+    assert result.calls[-1]["argv"][:3] == ["scheduler", "jobs", "list"]
+    planned = deployer.run("--project", PROJECT, "--shards", "2", "--dry-run")
+    assert planned.returncode == 0, planned.stderr
+    assert "could not list the Cloud Scheduler jobs" in planned.stderr
+    assert {argv[4] for argv in planned.printed() if argv[:3] == ["scheduler", "jobs", "create"]} == set(layout(2))
+
+
+def test_a_failed_deletion_fails_the_run(deployer: Deployer) -> None:
+    deployer.set_state(existing_state(jobs=[JOB, DIRECT_JOB], fail=["scheduler jobs delete"]))
+    result = deployer.run("--project", PROJECT, "--shards", "2")
+    assert result.returncode != 0
+    assert result.calls[-1]["argv"][:3] == ["scheduler", "jobs", "delete"]
+    assert set(layout(2)) <= set(deployer.state()["jobs"])
 
 
 def test_gcloudignore_uploads_only_what_the_function_needs(tmp_path: Path) -> None:
