@@ -38,6 +38,7 @@ ENV_VARIABLES = (
     "AVAILABILITY_CRON_LIMIT",
     "AVAILABILITY_CRON_TIME_BUDGET_MS",
     "AVAILABILITY_CRON_CONCURRENCY",
+    "AVAILABILITY_CRON_PROVIDER_CONCURRENCY",
     "AVAILABILITY_CACHE_TTL_MS",
     "AVAILABILITY_CRON_LOCK_KEY",
     "AVAILABILITY_LOOKAHEAD_DAYS",
@@ -66,6 +67,7 @@ class Settings:
     limit: int = 100
     time_budget_ms: int = 55_000
     concurrency: int | None = None
+    provider_concurrency: int | None = None  # None: half the run's concurrency (lib/throttle.py)
     cache_ttl_ms: int = 60_000
     lock_key: int = DEFAULT_LOCK_KEY
     lookahead_days: int = 30
@@ -91,6 +93,7 @@ class Settings:
         raw_url = env.get(database_variable, "").strip()
         if not raw_url:
             raise ConfigError("DATABASE_URL", "not set (nor DIRECT_URL)")
+        id_tokens = id_token_settings_from_env(env)
         return cls(
             cron_secret=secret,
             database=parse_database_url(raw_url, variable=database_variable),
@@ -98,6 +101,7 @@ class Settings:
             limit=_int(env, "AVAILABILITY_CRON_LIMIT", 100, LIMIT_RANGE),
             time_budget_ms=_int(env, "AVAILABILITY_CRON_TIME_BUDGET_MS", 55_000, TIME_BUDGET_RANGE_MS),
             concurrency=_optional_int(env, "AVAILABILITY_CRON_CONCURRENCY", CONCURRENCY_RANGE),
+            provider_concurrency=_optional_int(env, "AVAILABILITY_CRON_PROVIDER_CONCURRENCY", CONCURRENCY_RANGE),
             cache_ttl_ms=_int(env, "AVAILABILITY_CACHE_TTL_MS", 60_000, CACHE_TTL_RANGE_MS),
             lock_key=_lock_key(env),
             lookahead_days=_int(env, "AVAILABILITY_LOOKAHEAD_DAYS", 30, LOOKAHEAD_RANGE_DAYS),
@@ -105,13 +109,45 @@ class Settings:
             calendly_base_url=_base_url(env, "CALENDLY_BASE_URL", DEFAULT_CALENDLY_BASE_URL),
             hubspot_base_url=_base_url(env, "HUBSPOT_BASE_URL", DEFAULT_HUBSPOT_BASE_URL),
             ghl_base_url=_base_url(env, "GHL_BASE_URL", DEFAULT_GHL_BASE_URL),
-            allowed_invokers=frozenset(_csv(env.get("ALLOWED_INVOKERS", ""), lower=True)),
-            oidc_audiences=tuple(_csv(env.get("OIDC_AUDIENCES", ""), lower=False)),
-            oidc_certs_url=_base_url(env, "OIDC_CERTS_URL", DEFAULT_OIDC_CERTS_URL),
+            allowed_invokers=id_tokens.allowed_invokers,
+            oidc_audiences=id_tokens.audiences,
+            oidc_certs_url=id_tokens.certs_url,
             allow_private_network=_bool(env, "ALLOW_PRIVATE_NETWORK"),
             log_level=_choice(env, "LOG_LEVEL", "INFO", _LOG_LEVELS, upper=True),
             log_format=_log_format(env),
         )
+
+
+@dataclass(frozen=True)
+class IdTokenSettings:
+    """Who may call with a Google ID token (contract §2.1); needed before the caller is authenticated."""
+
+    allowed_invokers: frozenset[str]  # lower-cased e-mails; empty: ID tokens are not accepted
+    audiences: tuple[str, ...]  # empty: the function's own URL, taken from the request
+    certs_url: str
+
+
+def id_token_settings_from_env(env: Mapping[str, str]) -> IdTokenSettings:
+    """The three ID-token variables alone, so a caller can be authenticated before the rest is parsed."""
+    return IdTokenSettings(
+        allowed_invokers=frozenset(_csv(env.get("ALLOWED_INVOKERS", ""), lower=True)),
+        audiences=tuple(_csv(env.get("OIDC_AUDIENCES", ""), lower=False)),
+        certs_url=_base_url(env, "OIDC_CERTS_URL", DEFAULT_OIDC_CERTS_URL),
+    )
+
+
+def logging_from_env(env: Mapping[str, str]) -> tuple[str, str]:
+    """(level, format) for the logs written before the settings are validated; invalid values fall back
+    to the defaults here, because the settings check reports them (to an authenticated caller)."""
+    try:
+        level = _choice(env, "LOG_LEVEL", "INFO", _LOG_LEVELS, upper=True)
+    except ConfigError:
+        level = "INFO"
+    try:
+        log_format = _log_format(env)
+    except ConfigError:
+        log_format = "json" if running_on_google_cloud(env) else "text"
+    return level, log_format
 
 
 def secret_from_env(env: Mapping[str, str]) -> str | None:
@@ -150,13 +186,21 @@ def _optional_int(env: Mapping[str, str], name: str, bounds: tuple[int, int]) ->
     return clamp(value, *bounds)
 
 
+# How far above the base key the derived lock keys reach (see lib/lock.py).
+LOCK_KEYS_SPAN = 4159
+
+
 def _lock_key(env: Mapping[str, str]) -> int:
     raw = env.get("AVAILABILITY_CRON_LOCK_KEY", "").strip()
     if not raw:
         return DEFAULT_LOCK_KEY
     value = parse_base10_int(raw)
-    if value is None or not BIGINT_RANGE[0] <= value <= BIGINT_RANGE[1]:
-        raise ConfigError("AVAILABILITY_CRON_LOCK_KEY", "must be a base-10 integer in the bigint range")
+    # Sources and shards use keys up to base + LOCK_KEYS_SPAN (lib/lock.py), which must stay a bigint.
+    if value is None or not BIGINT_RANGE[0] <= value <= BIGINT_RANGE[1] - LOCK_KEYS_SPAN:
+        raise ConfigError(
+            "AVAILABILITY_CRON_LOCK_KEY",
+            f"must be a base-10 integer from {BIGINT_RANGE[0]} to {BIGINT_RANGE[1] - LOCK_KEYS_SPAN}",
+        )
     return value
 
 

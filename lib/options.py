@@ -6,6 +6,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -14,6 +15,8 @@ from lib.errors import InvalidParameter
 from lib.numbers import clamp, parse_base10_int
 
 MAX_CLIENT_ID_LENGTH = 200
+MAX_SHARDS = 64
+MAX_SCHEDULE_TIME_LENGTH = 64
 
 
 class Mode(StrEnum):
@@ -32,6 +35,20 @@ _SOURCE_NAMES = {"default": Source.DEFAULT, "directBook": Source.DIRECT_BOOK}
 
 
 @dataclass(frozen=True)
+class Shard:
+    """The `index`-th of `count` stable partitions of the workspaces (by a hash of clientId, in SQL)."""
+
+    index: int
+    count: int
+
+    def as_report(self) -> dict[str, int]:
+        return {"shard": self.index, "shards": self.count}
+
+
+UNSHARDED = Shard(0, 1)
+
+
+@dataclass(frozen=True)
 class RunOptions:
     """The effective options of one run (echoed in the report)."""
 
@@ -41,6 +58,7 @@ class RunOptions:
     concurrency: int | None = None  # None: chosen from the number of workspaces
     client_id: str | None = None
     source: Source = Source.DEFAULT
+    shard: Shard = UNSHARDED
 
     def with_concurrency(self, workspaces: int) -> RunOptions:
         """Fix an automatic concurrency now that the number of workspaces is known."""
@@ -54,6 +72,7 @@ class RunOptions:
             clamp(automatic, *CONCURRENCY_RANGE),
             self.client_id,
             self.source,
+            self.shard,
         )
 
     def as_report(self) -> dict[str, Any]:
@@ -66,6 +85,8 @@ class RunOptions:
         }
         if self.client_id is not None:
             echoed["clientId"] = self.client_id
+        if self.shard != UNSHARDED:
+            echoed.update(self.shard.as_report())
         return echoed
 
 
@@ -80,7 +101,20 @@ def parse_options(query: Mapping[str, str], body: bytes, content_type: str, sett
         concurrency=_optional_integer(values, "concurrency", CONCURRENCY_RANGE) or settings.concurrency,
         client_id=_client_id(values),
         source=_source(values),
+        shard=_shard(values),
     )
+
+
+def schedule_time(header: str | None) -> datetime | None:
+    """Cloud Scheduler's `X-CloudScheduler-ScheduleTime` (RFC 3339) as a UTC instant; None when
+    absent or unreadable (the header only enables duplicate detection, so it never fails a call)."""
+    if not header or len(header) > MAX_SCHEDULE_TIME_LENGTH:
+        return None
+    try:
+        parsed = datetime.fromisoformat(header.strip())
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
 
 
 def _body_values(body: bytes, content_type: str) -> Mapping[str, Any]:
@@ -117,6 +151,21 @@ def _source(values: Mapping[str, Any]) -> Source:
     if isinstance(raw, str) and raw in _SOURCE_NAMES:
         return _SOURCE_NAMES[raw]
     raise InvalidParameter("source", "must be 'default' or 'directBook'")
+
+
+def _shard(values: Mapping[str, Any]) -> Shard:
+    """`shards` is clamped like every integer; a `shard` outside it is a 400, since clamping it would
+    silently run another shard's workspaces."""
+    count = _optional_integer(values, "shards", (1, MAX_SHARDS))
+    index = _optional_integer(values, "shard", (0, MAX_SHARDS - 1))
+    if count is None:
+        if index not in (None, 0):
+            raise InvalidParameter("shard", "needs 'shards' (the number of shards)")
+        return UNSHARDED
+    index = index or 0
+    if index >= count:
+        raise InvalidParameter("shard", f"must be less than shards ({count})")
+    return Shard(index, count)
 
 
 def _client_id(values: Mapping[str, Any]) -> str | None:

@@ -47,6 +47,9 @@ class RefreshOutcome:
     slots: tuple[str, ...]
     provider_meta: dict[str, Any] | None
     keeps_previous_slots: bool = False
+    # Set when the failure says the provider itself is in trouble (429, 5xx, timeout, refused
+    # connection), as opposed to this workspace's link being wrong; feeds the provider cool-down.
+    provider_trouble: str | None = None
 
     @property
     def last_error(self) -> str | None:

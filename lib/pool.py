@@ -1,10 +1,10 @@
-"""The worker pool: keeps `concurrency` refreshes in flight, starts none after the stop margin, and
-hands each outcome back to the calling (lock-holding) thread as it completes."""
+"""The worker pool: keeps `concurrency` refreshes in flight (each provider within its cap), starts
+none after the stop margin, and hands each outcome back to the calling (lock-holding) thread."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +12,7 @@ from datetime import datetime
 from lib.deadline import Deadline
 from lib.model import Candidate
 from lib.outcome import RefreshOutcome
+from lib.throttle import Backlog, Cooldown, ProviderGate
 
 log = logging.getLogger(__name__)
 
@@ -21,48 +22,59 @@ POLL_INTERVAL_S = 0.5
 
 @dataclass(frozen=True)
 class PoolResult:
-    not_started: int
+    not_started: int  # includes the candidates held back by a provider cool-down
     # Refreshes still running at the deadline (their threads end on their own HTTP timeouts).
     overran: tuple[Candidate, ...]
+    cooldowns: tuple[Cooldown, ...] = ()
+
+
+@dataclass(frozen=True)
+class PoolLimits:
+    """How much runs at once, and until when new refreshes may start."""
+
+    concurrency: int
+    provider_cap: int
+    stop_starting: Deadline
+    deadline: Deadline
 
 
 def run_pool(
     queue: Iterable[Candidate],
     refresh: Callable[[Candidate, datetime], RefreshOutcome],
     *,
-    concurrency: int,
-    stop_starting: Deadline,
-    deadline: Deadline,
+    provider_of: Callable[[Candidate], str],
+    limits: PoolLimits,
     clock: Callable[[], datetime],
     on_outcome: Callable[[RefreshOutcome], None],
     on_idle: Callable[[], None],
 ) -> PoolResult:
-    """Refresh the queue; `on_outcome` and `on_idle` run on this thread (the one allowed to write)."""
-    items: Iterator[Candidate] = iter(queue)
-    running: dict[Future[RefreshOutcome], Candidate] = {}
-    not_started = 0
-    executor = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="refresh")
+    """Refresh the queue; `on_outcome` and `on_idle` run on this thread (the one allowed to write),
+    and an exception they raise (the lock's connection died) ends the pool at once."""
+    backlog = Backlog(queue, provider_of)
+    gate = ProviderGate(limits.provider_cap, backlog)
+    running: dict[Future[RefreshOutcome], tuple[str, Candidate]] = {}
+    executor = ThreadPoolExecutor(max_workers=max(1, limits.concurrency), thread_name_prefix="refresh")
     try:
-        exhausted = False
         while True:
-            while not exhausted and len(running) < concurrency and not stop_starting.expired():
-                candidate = next(items, None)
-                if candidate is None:
-                    exhausted = True
+            while len(running) < limits.concurrency and not limits.stop_starting.expired():
+                taken = backlog.take(gate.may_start)
+                if taken is None:
                     break
-                running[executor.submit(refresh, candidate, clock())] = candidate
-            if not running:
+                provider, candidate = taken
+                gate.started(provider)
+                running[executor.submit(refresh, candidate, clock())] = taken
+            if not running or limits.deadline.expired():
                 break
-            if deadline.expired():
-                break
-            done, _ = wait(running, timeout=min(POLL_INTERVAL_S, deadline.remaining()), return_when=FIRST_COMPLETED)
+            timeout = min(POLL_INTERVAL_S, limits.deadline.remaining())
+            done, _ = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
             for future in done:
-                running.pop(future)
-                on_outcome(future.result())
+                provider, _candidate = running.pop(future)
+                outcome = future.result()
+                gate.finished(provider, outcome)
+                on_outcome(outcome)
             on_idle()
-        if not exhausted:
-            not_started = sum(1 for _ in items)
     finally:
         # Never wait for a straggler: its HTTP timeout is bounded by the deadline, so it ends soon.
         executor.shutdown(wait=False, cancel_futures=True)
-    return PoolResult(not_started, tuple(running.values()))
+    overran = tuple(candidate for _provider, candidate in running.values())
+    return PoolResult(len(backlog) + gate.held_back, overran, tuple(gate.cooldowns))

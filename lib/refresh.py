@@ -30,6 +30,7 @@ from lib.providers import calendly, ghl, hubspot
 from lib.providers.base import FetchContext, ProviderResult
 from lib.providers.http import HttpClient
 from lib.slots import Window, normalize_slots
+from lib.throttle import NO_PROVIDER, provider_trouble
 
 MAX_ERROR_LENGTH = 500
 SUPPORTED_TYPES = frozenset({CalendarType.CALENDLY.value, CalendarType.HUBSPOT.value, CalendarType.GHL.value})
@@ -69,6 +70,16 @@ def resolve_availability_url(candidate: Candidate, source: Source) -> str:
     return base
 
 
+def provider_key(candidate: Candidate, source: Source) -> str:
+    """The provider a refresh of this workspace will call (`calendly`, `hubspot`, `ghl`), or
+    NO_PROVIDER when the refresh makes no request (no link, unsupported length or link)."""
+    if candidate.link is None or candidate.meeting_duration != DEFAULT_MEETING_DURATION:
+        return NO_PROVIDER
+    url = resolve_availability_url(candidate, source)
+    calendar_type = calendar_type_for(candidate.link.type, url).lower() if url else ""
+    return calendar_type if calendar_type in SUPPORTED_TYPES else NO_PROVIDER
+
+
 def refresh_workspace(candidate: Candidate, ctx: RefreshContext, now: datetime) -> RefreshOutcome:
     """The outcome of refreshing one workspace; never raises for a provider's misbehaviour."""
     link = candidate.link
@@ -100,7 +111,7 @@ def refresh_workspace(candidate: Candidate, ctx: RefreshContext, now: datetime) 
     try:
         result = _fetch(candidate, ctx, url, calendar_type, window)
     except ProviderError as exc:
-        return row.provider_failure(link.id, calendar_type, url, _clip(str(exc)))
+        return row.provider_failure(link.id, calendar_type, url, _clip(str(exc)), provider_trouble(exc))
     except Exception as exc:  # noqa: BLE001 - one workspace's bug must not fail the run; reported as its error
         return row.provider_failure(
             link.id, calendar_type, url, _clip(f"Unexpected error: {type(exc).__name__}: {exc}")
@@ -206,7 +217,9 @@ class _RowFactory:
             {},
         )
 
-    def provider_failure(self, link_id: str | None, calendar_type: str, url: str, error: str) -> RefreshOutcome:
+    def provider_failure(
+        self, link_id: str | None, calendar_type: str, url: str, error: str, trouble: str | None = None
+    ) -> RefreshOutcome:
         return RefreshOutcome(
             self.client_id,
             Outcome.FAILED,
@@ -221,6 +234,7 @@ class _RowFactory:
             (),
             None,
             keeps_previous_slots=True,
+            provider_trouble=trouble,
         )
 
     def unsupported_link(self, link_id: str, calendar_type: str, url: str, error: str) -> RefreshOutcome:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from lib.options import RunOptions
 from lib.outcome import Outcome, RefreshOutcome
 from lib.store import Metrics
+from lib.throttle import Cooldown
 
 MAX_REPORTED_ERRORS = 50
 
@@ -52,6 +54,7 @@ class Report:
     skipped_backoff: int
     skipped_not_configured: int
     not_started: int
+    cooldowns: tuple[Cooldown, ...]
     finished_within_budget: bool
     metrics: Metrics
     duration_ms: int
@@ -75,6 +78,9 @@ class Report:
             "skippedBackoff": self.skipped_backoff,
             "skippedNotConfigured": self.skipped_not_configured,
             "notStarted": self.not_started,
+            # Of notStarted: held back because their provider kept failing (see providerCooldowns).
+            "heldBack": sum(cooldown.held_back for cooldown in self.cooldowns),
+            "providerCooldowns": [cooldown.as_report() for cooldown in self.cooldowns],
             "errors": list(self.tally.errors),
             "errorsTruncated": self.tally.errors_truncated,
             "finishedWithinBudget": self.finished_within_budget,
@@ -85,11 +91,19 @@ class Report:
         }
 
 
-def skipped_locked(invocation_id: str, now: datetime) -> dict[str, Any]:
-    return {
+class SkipReason(StrEnum):
+    LOCKED = "locked"  # another run of the same source and shard holds the lock
+    DUPLICATE = "duplicate"  # a run already served this Cloud Scheduler tick
+
+
+def skipped(invocation_id: str, now: datetime, reason: SkipReason, tick: datetime | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "success": True,
         "skipped": True,
-        "reason": "locked",
+        "reason": reason.value,
         "invocationId": invocation_id,
         "timestamp": utc_iso(now),
     }
+    if tick is not None:
+        body["scheduleTime"] = utc_iso(tick)
+    return body

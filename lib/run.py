@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from lib.config import Settings
 from lib.db import Database, connect
 from lib.deadline import Deadline
+from lib.errors import DatabaseError, LockLostError
 from lib.lock import advisory_lock, lock_key
 from lib.logs import log_event
+from lib.model import Candidate
 from lib.options import RunOptions
 from lib.outcome import Outcome, RefreshOutcome
-from lib.pool import run_pool
+from lib.pool import PoolLimits, run_pool
 from lib.providers.http import HttpClient
-from lib.refresh import RefreshContext, refresh_workspace, unfinished_refresh
-from lib.report import Report, Tally, skipped_locked
+from lib.refresh import RefreshContext, provider_key, refresh_workspace, unfinished_refresh
+from lib.report import Report, SkipReason, Tally, skipped
 from lib.schedule import plan
 from lib.store import load_candidates, read_metrics, write_outcomes
+from lib.throttle import automatic_provider_cap
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +36,15 @@ WRITE_RESERVE_S = 1.0
 BATCH_SIZE = 500
 BATCH_MAX_AGE_S = 1.0
 MAX_WARNINGS_PER_RUN = 20
+# With no write for this long, a cheap statement checks that the lock's connection is alive.
+HEARTBEAT_INTERVAL_S = 2.0
+HEARTBEAT_SQL = "SELECT 1"
+LOCK_LOST = "Lock lost"
+LOCK_LOST_DETAIL = "the database connection holding the run's lock failed mid-run; nothing more was written"
 OVERRAN_ERROR = "Refresh did not finish before the run's deadline"
 
 Clock = Callable[[], datetime]
+_T = TypeVar("_T")
 
 
 def utc_now() -> datetime:
@@ -55,8 +64,13 @@ def run(
     invocation_id: str,
     http: HttpClient,
     clock: Clock = utc_now,
+    tick: datetime | None = None,
 ) -> RunResult:
-    """Refresh the caches; raises DatabaseError when the database fails (the caller answers 500)."""
+    """Refresh the caches; raises DatabaseError when the database fails (the caller answers 500).
+
+    `tick` is the Cloud Scheduler schedule time of this call, when it says: a tick that a run has
+    already served is skipped as a duplicate delivery.
+    """
     started = time.monotonic()
     deadline = Deadline(started + options.time_budget_ms / 1000)
     assert settings.database is not None
@@ -68,33 +82,48 @@ def run(
             detail="the database URL points at a transaction pooler (pgbouncer=true or port 6543); session "
             "advisory locks are not reliable there: use a direct connection (DIRECT_URL)",
         )
-    with (
-        connect(settings.database, timeout_s=settings.db_connect_timeout_s) as db,
-        advisory_lock(db, lock_key(settings.lock_key, options.source)) as acquired,
-    ):
+    key = lock_key(settings.lock_key, options.source, options.shard)
+    with connect(settings.database, timeout_s=settings.db_connect_timeout_s) as db, advisory_lock(db, key) as acquired:
         if not acquired:
-            return RunResult(skipped_locked(invocation_id, clock()), None)
-        report = _locked_run(db, settings, options, invocation_id, http, clock, deadline, started)
+            return RunResult(skipped(invocation_id, clock(), SkipReason.LOCKED, tick), None)
+        candidates = load_candidates(db, options.source, options.client_id, options.shard)
+        if tick is not None and tick_already_served(candidates, tick):
+            return RunResult(skipped(invocation_id, clock(), SkipReason.DUPLICATE, tick), None)
+        report = _locked_run(
+            db, settings, options, candidates, _RunContext(invocation_id, http, clock, deadline, started)
+        )
     return RunResult(report.as_dict(), report)
 
 
+def tick_already_served(candidates: Sequence[Candidate], tick: datetime) -> bool:
+    """Whether a run of this source and shard wrote a row at or after the tick's schedule time.
+
+    Every outcome writes `fetchedAt` = the moment its refresh started, so a run that began after
+    the tick fired has left such a row; a second delivery of the same tick then has nothing to do.
+    """
+    return any(
+        c.cache is not None and c.cache.fetched_at is not None and c.cache.fetched_at >= tick for c in candidates
+    )
+
+
+@dataclass(frozen=True)
+class _RunContext:
+    invocation_id: str
+    http: HttpClient
+    clock: Clock
+    deadline: Deadline
+    started: float
+
+
 def _locked_run(
-    db: Database,
-    settings: Settings,
-    options: RunOptions,
-    invocation_id: str,
-    http: HttpClient,
-    clock: Clock,
-    deadline: Deadline,
-    started: float,
+    db: Database, settings: Settings, options: RunOptions, candidates: Sequence[Candidate], run: _RunContext
 ) -> Report:
-    candidates = load_candidates(db, options.source, options.client_id)
-    schedule = plan(candidates, mode=options.mode, limit=options.limit, now=clock(), source=options.source)
+    schedule = plan(candidates, mode=options.mode, limit=options.limit, now=run.clock(), source=options.source)
     options = options.with_concurrency(len(schedule.queue))
     assert options.concurrency is not None
     context = RefreshContext(
-        http=http,
-        deadline=deadline.earlier_by(WRITE_RESERVE_S),
+        http=run.http,
+        deadline=run.deadline.earlier_by(WRITE_RESERVE_S),
         source=options.source,
         lookahead_days=settings.lookahead_days,
         cache_ttl=timedelta(milliseconds=settings.cache_ttl_ms),
@@ -112,44 +141,58 @@ def _locked_run(
         if outcome.outcome is Outcome.FAILED and tally.counts[Outcome.FAILED] <= MAX_WARNINGS_PER_RUN:
             log_event(log, logging.WARNING, "workspace_failed", clientId=outcome.client_id, error=outcome.error)
 
+    limits = PoolLimits(
+        concurrency=options.concurrency,
+        provider_cap=settings.provider_concurrency or automatic_provider_cap(options.concurrency),
+        stop_starting=run.deadline.earlier_by(STOP_MARGIN_S),
+        deadline=run.deadline,
+    )
     pool = run_pool(
         schedule.queue,
         lambda candidate, now: refresh_workspace(candidate, context, now),
-        concurrency=options.concurrency,
-        stop_starting=deadline.earlier_by(STOP_MARGIN_S),
-        deadline=deadline,
-        clock=clock,
+        provider_of=lambda candidate: provider_key(candidate, options.source),
+        limits=limits,
+        clock=run.clock,
         on_outcome=collect,
-        on_idle=writer.flush_if_due,
+        on_idle=writer.on_idle,
     )
     for candidate in pool.overran:
-        collect(unfinished_refresh(candidate, context, clock(), OVERRAN_ERROR))
+        collect(unfinished_refresh(candidate, context, run.clock(), OVERRAN_ERROR))
     writer.flush()
-    within_budget = pool.not_started == 0 and not pool.overran and not deadline.expired()
-    finished_at = clock()
+    for cooldown in pool.cooldowns:
+        log_event(log, logging.WARNING, "provider_cooldown", **cooldown.as_report())
+    within_budget = pool.not_started == 0 and not pool.overran and not run.deadline.expired()
+    finished_at = run.clock()
     return Report(
-        invocation_id=invocation_id,
+        invocation_id=run.invocation_id,
         options=options,
         checked=len(schedule.queue) + len(schedule.backoff) + len(schedule.not_configured),
         tally=tally,
         skipped_backoff=len(schedule.backoff),
         skipped_not_configured=len(schedule.not_configured),
         not_started=pool.not_started,
+        cooldowns=pool.cooldowns,
         finished_within_budget=within_budget,
-        metrics=read_metrics(db, options.source, finished_at),
-        duration_ms=int((time.monotonic() - started) * 1000),
+        metrics=read_metrics(db, options.source, finished_at, options.shard),
+        duration_ms=int((time.monotonic() - run.started) * 1000),
         finished_at=finished_at,
     )
 
 
 class _BatchWriter:
-    """Collects outcomes and writes them in multi-row statements on the lock's connection."""
+    """Collects outcomes and writes them in multi-row statements on the lock's connection.
+
+    The lock lives and dies with that connection, and every write goes through it, so once the
+    server ends the session no write can land. A failed write or heartbeat raises LockLostError,
+    which ends the run at once (the pool stops starting work and the caller answers 500).
+    """
 
     def __init__(self, db: Database, options: RunOptions) -> None:
         self._db = db
         self._source = options.source
         self._pending: list[RefreshOutcome] = []
         self._oldest = 0.0
+        self._last_contact = time.monotonic()
 
     def add(self, outcome: RefreshOutcome) -> None:
         if not self._pending:
@@ -158,15 +201,27 @@ class _BatchWriter:
         if len(self._pending) >= BATCH_SIZE:
             self.flush()
 
-    def flush_if_due(self) -> None:
-        if self._pending and time.monotonic() - self._oldest >= BATCH_MAX_AGE_S:
+    def on_idle(self) -> None:
+        """Flush a batch that waited long enough; otherwise check now and then that the lock is held."""
+        now = time.monotonic()
+        if self._pending and now - self._oldest >= BATCH_MAX_AGE_S:
             self.flush()
+        elif now - self._last_contact >= HEARTBEAT_INTERVAL_S:
+            self._guarded(lambda: self._db.run(HEARTBEAT_SQL))
 
     def flush(self) -> None:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
-        written = write_outcomes(self._db, self._source, batch)
+        written = self._guarded(lambda: write_outcomes(self._db, self._source, batch))
         missing = len({outcome.client_id for outcome in batch} - written)
         if missing:
             log_event(log, logging.INFO, "rows_skipped", reason="workspace deleted during the run", count=missing)
+
+    def _guarded(self, statement: Callable[[], _T]) -> _T:
+        try:
+            result = statement()
+        except DatabaseError as exc:
+            raise LockLostError(LOCK_LOST, f"{LOCK_LOST_DETAIL} ({exc.kind})") from exc
+        self._last_contact = time.monotonic()
+        return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import uuid
@@ -12,13 +13,21 @@ from typing import Any
 
 from lib.db import Database
 from lib.model import CachedState, Candidate, DefaultLink, WorkspaceConfig
-from lib.options import Source
+from lib.options import Shard, Source
 from lib.outcome import RefreshOutcome
+
+# A workspace's shard: the first 32 bits of md5(clientId) as an unsigned number, modulo the number
+# of shards. md5 is stable across PostgreSQL versions and platforms (hashtext is not promised to
+# be), and it spreads ids of any shape evenly. Python's equivalent is in shard_of().
+_IN_SHARD = """(CAST(:shards AS integer) = 1
+    OR CAST(CAST('x' || substr(md5({column}), 1, 8) AS bit(32)) AS bigint) % CAST(:shards AS integer)
+       = CAST(:shard AS integer))"""
+_WORKSPACE_IN_SHARD = _IN_SHARD.format(column='c."id"')
 
 # Every workspace a run may refresh, with all its refresh needs, in one round trip.
 # The default link is deterministic when there are several: latest updatedAt, then id.
 # DEFAULT runs also pick up rows whose workspace lost its default link, so they get cleared.
-CANDIDATES_SQL = """
+CANDIDATES_SQL = f"""
 WITH default_link AS (
     SELECT DISTINCT ON ("clientId") "clientId", "id", "url", "type"
     FROM "CalendarLink"
@@ -32,13 +41,15 @@ SELECT c."id", c."userId", c."createdAt",
        s."ghlDefaultCalendarId", s."ghlDirectBookCalendarId",
        s."calendlyEventTypeLink", s."calendlyEventTypeUri",
        s."calendlyDirectBookEventTypeLink", s."calendlyDirectBookEventTypeUri",
-       w."id" IS NOT NULL, w."calendarLinkId", w."calendarUrl", w."providerMeta", w."staleAt", w."lastError"
+       w."id" IS NOT NULL, w."calendarLinkId", w."calendarUrl", w."providerMeta", w."staleAt", w."lastError",
+       w."fetchedAt"
 FROM "Client" c
 LEFT JOIN default_link l ON l."clientId" = c."id"
 LEFT JOIN "WorkspaceSettings" s ON s."clientId" = c."id"
 LEFT JOIN "WorkspaceAvailabilityCache" w
        ON w."clientId" = c."id" AND w."availabilitySource" = CAST(:source AS "AvailabilitySource")
 WHERE (CAST(:client_id AS text) IS NULL OR c."id" = CAST(:client_id AS text))
+  AND {_WORKSPACE_IN_SHARD}
   AND (l."id" IS NOT NULL
        OR (w."id" IS NOT NULL AND CAST(:source AS text) = 'DEFAULT')
        OR CAST(:client_id AS text) IS NOT NULL)
@@ -66,6 +77,9 @@ WHERE EXISTS (SELECT 1 FROM "Client" c WHERE c."id" = r."clientId")
 """
 
 # A complete new row: every refreshed or configuration outcome.
+# Slots and provider ids equal to the stored ones keep the stored value: the row then points at
+# the same TOAST data instead of writing a new ~20 kB copy of the slots to the table and the WAL
+# (most refreshes find the same slots as a minute ago).
 WRITE_ROWS_SQL = f"""{_INSERT_ROWS}
 ON CONFLICT ("clientId", "availabilitySource") DO UPDATE SET
     "calendarLinkId" = EXCLUDED."calendarLinkId",
@@ -74,8 +88,9 @@ ON CONFLICT ("clientId", "availabilitySource") DO UPDATE SET
     "slotDurationMinutes" = EXCLUDED."slotDurationMinutes",
     "rangeStart" = EXCLUDED."rangeStart",
     "rangeEnd" = EXCLUDED."rangeEnd",
-    "slotsUtc" = EXCLUDED."slotsUtc",
-    "providerMeta" = EXCLUDED."providerMeta",
+    "slotsUtc" = CASE WHEN w."slotsUtc" = EXCLUDED."slotsUtc" THEN w."slotsUtc" ELSE EXCLUDED."slotsUtc" END,
+    "providerMeta" = CASE WHEN w."providerMeta" = EXCLUDED."providerMeta"
+                          THEN w."providerMeta" ELSE EXCLUDED."providerMeta" END,
     "fetchedAt" = EXCLUDED."fetchedAt",
     "staleAt" = EXCLUDED."staleAt",
     "lastError" = EXCLUDED."lastError",
@@ -85,15 +100,17 @@ RETURNING w."clientId"
 
 # A provider failure: an existing row keeps its slots minus the past ones (compared in the exact
 # ISO form, which sorts like time; anything not in that form is dropped), its range and its link.
-WRITE_FAILURES_SQL = f"""{_INSERT_ROWS}
-ON CONFLICT ("clientId", "availabilitySource") DO UPDATE SET
-    "slotsUtc" = COALESCE((
+_FUTURE_SLOTS = """COALESCE((
         SELECT jsonb_agg(to_jsonb(slot) ORDER BY slot)
         FROM jsonb_array_elements_text(
                  CASE WHEN jsonb_typeof(w."slotsUtc") = 'array' THEN w."slotsUtc" ELSE '[]'::jsonb END) AS slot
-        WHERE slot ~ '^\\d{{4}}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{{3}}Z$'
+        WHERE slot ~ '^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z$'
           AND slot >= to_char(EXCLUDED."fetchedAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
-    ), '[]'::jsonb),
+    ), '[]'::jsonb)"""
+WRITE_FAILURES_SQL = f"""{_INSERT_ROWS}
+ON CONFLICT ("clientId", "availabilitySource") DO UPDATE SET
+    -- Rewritten only when a slot has passed (see WRITE_ROWS_SQL on why an equal value is kept).
+    "slotsUtc" = CASE WHEN w."slotsUtc" = {_FUTURE_SLOTS} THEN w."slotsUtc" ELSE {_FUTURE_SLOTS} END,
     "fetchedAt" = EXCLUDED."fetchedAt",
     "staleAt" = EXCLUDED."staleAt",
     "lastError" = EXCLUDED."lastError",
@@ -102,18 +119,20 @@ RETURNING w."clientId"
 """
 
 # Metrics of the state a run leaves behind, for this source, in one round trip.
-METRICS_SQL = """
+METRICS_SQL = f"""
 SELECT count(*),
-       count(*) FILTER (WHERE "staleAt" <= CAST(:now AS timestamp(3))),
-       count(*) FILTER (WHERE "lastError" IS NOT NULL),
+       count(*) FILTER (WHERE w."staleAt" <= CAST(:now AS timestamp(3))),
+       count(*) FILTER (WHERE w."lastError" IS NOT NULL),
        oldest."clientId", oldest."rangeStart"
-FROM "WorkspaceAvailabilityCache"
+FROM "WorkspaceAvailabilityCache" w
 LEFT JOIN LATERAL (
-    SELECT "clientId", "rangeStart" FROM "WorkspaceAvailabilityCache"
-    WHERE "availabilitySource" = CAST(:source AS "AvailabilitySource") AND "lastError" IS NULL
-    ORDER BY "rangeStart" ASC, "clientId" ASC LIMIT 1
+    SELECT o."clientId", o."rangeStart" FROM "WorkspaceAvailabilityCache" o
+    WHERE o."availabilitySource" = CAST(:source AS "AvailabilitySource") AND o."lastError" IS NULL
+      AND {_IN_SHARD.format(column='o."clientId"')}
+    ORDER BY o."rangeStart" ASC, o."clientId" ASC LIMIT 1
 ) AS oldest ON true
-WHERE "availabilitySource" = CAST(:source AS "AvailabilitySource")
+WHERE w."availabilitySource" = CAST(:source AS "AvailabilitySource")
+  AND {_IN_SHARD.format(column='w."clientId"')}
 GROUP BY oldest."clientId", oldest."rangeStart"
 """
 
@@ -136,8 +155,14 @@ class Metrics:
         }
 
 
-def load_candidates(db: Database, source: Source, client_id: str | None) -> list[Candidate]:
-    rows = db.run(CANDIDATES_SQL, source=source.value, client_id=client_id)
+def shard_of(client_id: str, shards: int) -> int:
+    """The shard of a workspace, computed as _IN_SHARD does in SQL."""
+    digest = hashlib.md5(client_id.encode("utf-8"), usedforsecurity=False).hexdigest()
+    return int(digest[:8], 16) % shards
+
+
+def load_candidates(db: Database, source: Source, client_id: str | None, shard: Shard) -> list[Candidate]:
+    rows = db.run(CANDIDATES_SQL, source=source.value, client_id=client_id, shard=shard.index, shards=shard.count)
     return [_candidate_from_row(row) for row in rows]
 
 
@@ -153,8 +178,8 @@ def write_outcomes(db: Database, source: Source, outcomes: Sequence[RefreshOutco
     return written
 
 
-def read_metrics(db: Database, source: Source, now: datetime) -> Metrics:
-    rows = db.run(METRICS_SQL, source=source.value, now=timestamp_text(now))
+def read_metrics(db: Database, source: Source, now: datetime, shard: Shard) -> Metrics:
+    rows = db.run(METRICS_SQL, source=source.value, now=timestamp_text(now), shard=shard.index, shards=shard.count)
     if not rows:
         return Metrics(0, 0, 0, None, None)
     total, due, erroring, oldest_client, oldest_start = rows[0]
@@ -219,6 +244,7 @@ def _candidate_from_row(row: list[Any]) -> Candidate:
         cached_meta,
         stale_at,
         last_error,
+        fetched_at,
     ) = row
     link = DefaultLink(link_id, link_url or "", link_type or "") if link_id is not None else None
     config = None
@@ -241,6 +267,7 @@ def _candidate_from_row(row: list[Any]) -> Candidate:
             provider_meta=cached_meta if isinstance(cached_meta, dict) else None,
             stale_at=stale_at.replace(tzinfo=UTC),
             last_error=last_error,
+            fetched_at=_utc(fetched_at),
         )
     created = _utc(created_at) or datetime(1970, 1, 1, tzinfo=UTC)
     return Candidate(client_id, user_id or "", created, link, config, cache)
