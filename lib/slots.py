@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from lib.errors import ProviderResponseError
 
@@ -66,6 +66,46 @@ def iso_from_ms(ms: int) -> str:
     """The cache's exact form, as JavaScript's toISOString writes it: YYYY-MM-DDTHH:MM:SS.sssZ."""
     moment = _EPOCH + timedelta(milliseconds=ms)
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+
+
+def day_chunks(first: date, last: date, max_days: int) -> list[tuple[date, date]]:
+    """[first, last] (both inclusive) cut into consecutive runs of at most `max_days` dates.
+
+    Chunks share no date, so a provider that groups its answer by local date cannot return the
+    same start from two chunks; `unique_instants` still guards the join.
+    """
+    if max_days < 1:
+        raise ValueError("max_days must be at least 1")
+    chunks: list[tuple[date, date]] = []
+    start = first
+    while start <= last:
+        end = min(last, start + timedelta(days=max_days - 1))
+        chunks.append((start, end))
+        start = end + timedelta(days=1)
+    return chunks
+
+
+def ms_chunks(start_ms: int, end_ms: int, max_span_ms: int) -> list[tuple[int, int]]:
+    """[start_ms, end_ms] cut into spans of at most `max_span_ms`, each starting where the last ended.
+
+    The seams are shared on purpose: providers treat both ends as inclusive, so a start exactly
+    at a seam comes back from both neighbours (and is joined once), and none can fall between.
+    """
+    if max_span_ms < 1:
+        raise ValueError("max_span_ms must be positive")
+    chunks: list[tuple[int, int]] = []
+    start = start_ms
+    while True:
+        end = min(end_ms, start + max_span_ms)
+        chunks.append((start, end))
+        if end >= end_ms:
+            return chunks
+        start = end
+
+
+def unique_instants(instants_ms: Iterable[int]) -> list[int]:
+    """The instants sorted, each once: how the answers of several chunks are joined."""
+    return sorted(set(instants_ms))
 
 
 def normalize_slots(instants_ms: Iterable[int], window: Window) -> tuple[str, ...]:

@@ -2,38 +2,74 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from lib.errors import ProviderError, ProviderHTTPError
 from lib.providers.base import FetchContext, ProviderResult, expect_dict, expect_list
-from lib.slots import parse_instant_ms
+from lib.slots import day_chunks, parse_instant_ms, unique_instants
 
 LOOKUP_TIMEOUT_S = 12.0
 RANGE_TIMEOUT_S = 20.0
+# The booking API rejects ranges wider than "about a month" (providers.md §1a); 31 dates per call,
+# both ends inclusive, fits every reading of that limit. Longer windows take several calls.
+MAX_RANGE_DAYS = 31
 NAME = "Calendly"
+SHARE_LINK_SEGMENT = "d"  # calendly.com/d/{code}/...: share and single-use links
+
+
+class CalendlyEventUnavailable(ProviderError):
+    """The link resolves, but its event type is secret or deactivated (`public: false`)."""
+
+
+@dataclass(frozen=True)
+class EventType:
+    uuid: str
+    timezone: str
+    public: bool = True
 
 
 def fetch_slots(ctx: FetchContext, url: str, *, event_type_uuid: str | None, timezone: str | None) -> ProviderResult:
     """Open spots of the event type behind `url` (or of `event_type_uuid`, when it is known and alive)."""
     if event_type_uuid:
-        try:
-            return _range(ctx, event_type_uuid, timezone or "UTC")
-        except ProviderHTTPError as exc:
-            if exc.status not in (400, 404):
-                raise
-            # The cached or configured uuid is gone; resolve the link afresh below.
-    uuid, resolved_zone = _resolve(ctx, url)
-    return _range(ctx, uuid, resolved_zone)
+        known = _range_if_found(ctx, EventType(event_type_uuid, _zone_name(timezone)))
+        if known is not None:
+            return known if known.instants_ms else _confirm_empty(ctx, url, event_type_uuid, known)
+        # The cached or configured uuid is gone: resolve the link afresh.
+    return _range(ctx, _public(_resolve(ctx, url), url))
 
 
-def _resolve(ctx: FetchContext, url: str) -> tuple[str, str]:
-    segments = [part for part in urlsplit(url.split("?", 1)[0]).path.split("/") if part]
+def _confirm_empty(ctx: FetchContext, url: str, uuid: str, empty: ProviderResult) -> ProviderResult:
+    """A known event type with no open spot may have been made secret since: look the link up again,
+    and only a secret event turns "no slots" into a failure. Other lookup trouble keeps the answer."""
+    try:
+        event = _resolve(ctx, url)
+    except ProviderError:
+        return empty
+    if event.uuid == uuid:
+        _public(event, url)
+    return empty
+
+
+def _public(event: EventType, url: str) -> EventType:
+    if not event.public:
+        raise CalendlyEventUnavailable(f"{NAME} event type is secret or deactivated (public: false): {url}")
+    return event
+
+
+def _resolve(ctx: FetchContext, url: str) -> EventType:
+    """The event type a booking link names, following the origin's order of attempts (origin §5.2)."""
+    segments = [unquote(part) for part in urlsplit(url.split("?", 1)[0]).path.split("/") if part]
+    if len(segments) >= 2 and segments[0] == SHARE_LINK_SEGMENT:
+        found = _via_share_code(ctx, segments[1])
+        if found is None:
+            raise ProviderError(f"{NAME} event type not found: the /d/ link may have been paused or expired: {url}")
+        return found
     if len(segments) >= 2:
         found = _lookup(ctx, {"event_type_slug": segments[1], "profile_slug": segments[0]})
-        if found is None:
-            found = _via_scheduling_link(ctx, segments[1])
+        found = found or _via_scheduling_link(ctx, segments[1])
     elif len(segments) == 1:
         found = _via_scheduling_link(ctx, segments[0]) or _profile_default_event(ctx, segments[0])
     else:
@@ -43,20 +79,24 @@ def _resolve(ctx: FetchContext, url: str) -> tuple[str, str]:
     return found
 
 
-def _lookup(ctx: FetchContext, params: dict[str, str]) -> tuple[str, str] | None:
+def _via_share_code(ctx: FetchContext, code: str) -> EventType | None:
+    # Unverified (providers.md §1a): one integration looks the code up as an event type uuid;
+    # single-use links also live under /d/, so the scheduling-link route is tried next.
+    return _lookup(ctx, {"event_type_uuid": code}) or _via_scheduling_link(ctx, code)
+
+
+def _lookup(ctx: FetchContext, params: dict[str, str]) -> EventType | None:
     data = _get_or_none(ctx, "/api/booking/event_types/lookup", params, "event type lookup")
     if data is None:
         return None
     event = expect_dict(data, f"{NAME} event type lookup")
-    if event.get("public") is False:
-        raise ProviderError(f"{NAME} event type is secret or deactivated (public: false)")
     uuid = event.get("uuid")
     if not isinstance(uuid, str) or not uuid:
-        raise ProviderError(f"{NAME} event type lookup returned no uuid")
-    return uuid, _zone_name(event.get("availability_timezone"))
+        return None  # e.g. {"message": "not found"} with a 200: the next way of resolving may work
+    return EventType(uuid, _zone_name(event.get("availability_timezone")), event.get("public") is not False)
 
 
-def _via_scheduling_link(ctx: FetchContext, slug: str) -> tuple[str, str] | None:
+def _via_scheduling_link(ctx: FetchContext, slug: str) -> EventType | None:
     link = _get_or_none(ctx, f"/api/booking/scheduling_links/{quote(slug, safe='')}", None, "scheduling link")
     if link is None:
         return None
@@ -66,48 +106,68 @@ def _via_scheduling_link(ctx: FetchContext, slug: str) -> tuple[str, str] | None
     return _lookup(ctx, {"share_uuid": owner})
 
 
-def _profile_default_event(ctx: FetchContext, slug: str) -> tuple[str, str] | None:
+def _profile_default_event(ctx: FetchContext, slug: str) -> EventType | None:
     path = f"/api/booking/profiles/{quote(slug, safe='')}"
     profile = _get_or_none(ctx, path, None, "profile")
     if profile is None:
         return None
     zone = _zone_name(expect_dict(profile, f"{NAME} profile").get("timezone"))
-    events = expect_list(_get_or_none(ctx, f"{path}/event_types", None, "profile event types") or [], NAME)
+    listed = _get_or_none(ctx, f"{path}/event_types", None, "profile event types")
+    events = expect_list([] if listed is None else listed, f"{NAME} profile event types")
+    # The origin takes the first event type, as Calendly lists them, when a profile has several.
     first = events[0] if events else None
-    if not isinstance(first, dict) or not isinstance(first.get("uuid"), str):
+    if not isinstance(first, dict) or not isinstance(first.get("uuid"), str) or not first["uuid"]:
         return None
-    return first["uuid"], zone
+    return EventType(first["uuid"], zone, first.get("public") is not False)
 
 
-def _range(ctx: FetchContext, uuid: str, zone_name: str) -> ProviderResult:
-    zone_name = _zone_name(zone_name)
+def _range_if_found(ctx: FetchContext, event: EventType) -> ProviderResult | None:
+    try:
+        return _range(ctx, event)
+    except ProviderHTTPError as exc:
+        if exc.status in (400, 404):
+            return None
+        raise
+
+
+def _range(ctx: FetchContext, event: EventType) -> ProviderResult:
+    """Every open spot of the window, asked for in the event's zone, in runs of MAX_RANGE_DAYS dates."""
+    zone_name = _zone_name(event.timezone)
     zone = ZoneInfo(zone_name)
     first_day = ctx.window.start.astimezone(zone).date()
     last_day = ctx.window.end.astimezone(zone).date()
-    params = {
-        "timezone": zone_name,
-        "diagnostics": "false",
-        "range_start": first_day.isoformat(),
-        "range_end": last_day.isoformat(),
-    }
-    data = ctx.http.get_json(
-        f"{ctx.base_url}/api/booking/event_types/{quote(uuid, safe='')}/calendar/range",
-        params=params,
-        deadline=ctx.deadline,
-        cap_s=RANGE_TIMEOUT_S,
-        what=f"{NAME} calendar/range",
-    )
-    instants = _open_spots(expect_dict(data, f"{NAME} calendar/range"))
-    return ProviderResult(instants, {"calendlyEventTypeUuid": uuid, "calendlyAvailabilityTimezone": zone_name})
-
-
-def _open_spots(data: dict[str, Any]) -> list[int]:
     instants: list[int] = []
-    for raw_day in expect_list(data.get("days", []), f"{NAME} days"):
-        day = expect_dict(raw_day, f"{NAME} day")
+    for chunk_start, chunk_end in day_chunks(first_day, last_day, MAX_RANGE_DAYS):
+        data = ctx.http.get_json(
+            f"{ctx.base_url}/api/booking/event_types/{quote(event.uuid, safe='')}/calendar/range",
+            params={
+                "timezone": zone_name,
+                "diagnostics": "false",
+                "range_start": chunk_start.isoformat(),
+                "range_end": chunk_end.isoformat(),
+            },
+            deadline=ctx.deadline,
+            cap_s=RANGE_TIMEOUT_S,
+            what=f"{NAME} calendar/range",
+        )
+        instants.extend(parse_range(data))
+    meta = {"calendlyEventTypeUuid": event.uuid, "calendlyAvailabilityTimezone": zone_name}
+    return ProviderResult(unique_instants(instants), meta)
+
+
+def parse_range(data: Any) -> list[int]:
+    """The open spots of a `calendar/range` answer, in epoch ms.
+
+    Days whose status is "unavailable" and spots whose status is not "available" are skipped; a
+    spot without a status counts as open, as the origin read every spot.
+    """
+    body = expect_dict(data, f"{NAME} calendar/range")
+    instants: list[int] = []
+    for raw_day in expect_list(body.get("days"), f"{NAME} calendar/range days"):
+        day = expect_dict(raw_day, f"{NAME} calendar/range day")
         if day.get("status") == "unavailable":
             continue
-        for raw_spot in expect_list(day.get("spots") or [], f"{NAME} spots"):
+        for raw_spot in expect_list(day.get("spots"), f"{NAME} spots of day {day.get('date')!r}"):
             spot = expect_dict(raw_spot, f"{NAME} spot")
             if spot.get("status", "available") != "available":
                 continue
@@ -118,13 +178,19 @@ def _open_spots(data: dict[str, Any]) -> list[int]:
 def _get_or_none(ctx: FetchContext, path: str, params: dict[str, str] | None, what: str) -> Any:
     """A lookup's JSON, or None when Calendly says it does not exist (404)."""
     try:
-        return ctx.http.get_json(
+        data = ctx.http.get_json(
             f"{ctx.base_url}{path}", params=params, deadline=ctx.deadline, cap_s=LOOKUP_TIMEOUT_S, what=f"{NAME} {what}"
         )
     except ProviderHTTPError as exc:
         if exc.status == 404:
             return None
         raise
+    return None if _says_not_found(data) else data
+
+
+def _says_not_found(data: Any) -> bool:
+    # Calendly's not-found body, {"message": "not found"}, has been seen as the answer to unknown names.
+    return isinstance(data, dict) and str(data.get("message", "")).strip().lower() == "not found"
 
 
 def _zone_name(value: Any) -> str:

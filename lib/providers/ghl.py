@@ -7,16 +7,20 @@ import re
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from lib.errors import ProviderError, ProviderHTTPError
+from lib.errors import ProviderError, ProviderHTTPError, ProviderResponseError
 from lib.providers.base import FetchContext, ProviderResult, expect_dict, expect_list
-from lib.slots import parse_instant_ms
+from lib.slots import ms_chunks, parse_instant_ms, unique_instants
 
 TIMEOUT_S = 15.0
 NAME = "GoHighLevel"
+# "Date range cannot be more than 31 days" (the v2 spec; assumed for the public endpoint too).
+MAX_SPAN_MS = 31 * 86_400_000
 _DATE_KEY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _NUXT_DATA = re.compile(r'<script[^>]*id="(?:__)?NUXT_DATA(?:__)?"[^>]*>([\s\S]*?)</script>', re.IGNORECASE)
 _CALENDAR_ID = re.compile(r"^[A-Za-z0-9]{20,}$")
 _BOOKING_ID = re.compile(r"/widget/booking/([A-Za-z0-9]{10,})(?:$|[/?#])")
+# Answers meaning "no such calendar": the next candidate id may be the right one.
+_NOT_FOUND_STATUSES = (400, 404, 422)
 
 
 def calendar_id_from_url(url: str) -> str | None:
@@ -27,31 +31,56 @@ def calendar_id_from_url(url: str) -> str | None:
 
 def fetch_slots(ctx: FetchContext, url: str, *, calendar_id_hints: list[str]) -> ProviderResult:
     """Free slots of the first calendar id that answers: the hints in order (cached id, then the
-    workspace's configured calendar), then the id in a `/widget/booking/{id}` URL, and last the id
-    found in the booking page's `__NUXT_DATA__` (slug links and white-label domains)."""
-    candidates = [
-        candidate for candidate in dict.fromkeys([*calendar_id_hints, calendar_id_from_url(url)]) if candidate
-    ]
-    for calendar_id in candidates:
+    workspace's configured calendar), then the id in a `/widget/booking/{id}` link, and last the id
+    in the booking page's `__NUXT_DATA__` (slug links, white-label domains). As in origin §3.3 (f),
+    when the calendar that answered has no free slot, a later hint that has some is used instead."""
+    candidates = [c for c in dict.fromkeys([*calendar_id_hints, calendar_id_from_url(url)]) if c]
+    for index, calendar_id in enumerate(candidates):
         instants = _free_slots_if_found(ctx, calendar_id)
-        if instants is not None:
-            return ProviderResult(instants, {"ghlCalendarId": calendar_id, "resolvedUrl": url})
+        if instants is None:
+            continue
+        found = _result(calendar_id, instants, url)
+        if instants:
+            return found
+        return _first_with_slots(ctx, candidates[index + 1 :], calendar_id_hints, url) or found
     page_id, resolved_url = _calendar_id_from_page(ctx, url)
-    if page_id in candidates:
-        raise ProviderError(f"{NAME} calendar {page_id} not found")
-    instants = _free_slots_if_found(ctx, page_id)
+    instants = None if page_id in candidates else _free_slots_if_found(ctx, page_id)
     if instants is None:
-        raise ProviderError(f"{NAME} calendar {page_id} not found")
-    return ProviderResult(instants, {"ghlCalendarId": page_id, "resolvedUrl": resolved_url})
+        raise ProviderError(f"{NAME} calendar {page_id} (from the booking page) not found")
+    return _result(page_id, instants, resolved_url)
+
+
+def _first_with_slots(ctx: FetchContext, rest: list[str], hints: list[str], url: str) -> ProviderResult | None:
+    for calendar_id in rest:
+        if calendar_id not in hints:
+            continue  # only the workspace's own hints are worth a second call (origin §3.3 f)
+        try:
+            instants = _free_slots_if_found(ctx, calendar_id)
+        except ProviderError:
+            return None  # the first calendar did answer; its empty answer stands
+        if instants:
+            return _result(calendar_id, instants, url)
+    return None
+
+
+def _result(calendar_id: str, instants: list[int], resolved_url: str) -> ProviderResult:
+    return ProviderResult(instants, {"ghlCalendarId": calendar_id, "resolvedUrl": resolved_url})
 
 
 def _free_slots_if_found(ctx: FetchContext, calendar_id: str) -> list[int] | None:
+    """The window's free slots, asked for in spans of at most 31 days, or None when the first span's
+    answer says there is no such calendar (a stale or mistyped id: the next candidate may work).
+    Errors on later spans are failures: the calendar exists."""
+    first, *rest = ms_chunks(ctx.window.start_ms, ctx.window.end_ms, MAX_SPAN_MS)
     try:
-        return _free_slots(ctx, calendar_id)
+        instants = _free_slots(ctx, calendar_id, first)
     except ProviderHTTPError as exc:
-        if exc.status in (400, 404, 422):
-            return None  # a stale or mistyped id: the next candidate may work
+        if exc.status in _NOT_FOUND_STATUSES:
+            return None
         raise
+    for span in rest:
+        instants.extend(_free_slots(ctx, calendar_id, span))
+    return unique_instants(instants)
 
 
 def _calendar_id_from_page(ctx: FetchContext, url: str) -> tuple[str, str]:
@@ -83,26 +112,37 @@ def extract_nuxt_calendar_id(html: str) -> str | None:
     return None
 
 
-def _free_slots(ctx: FetchContext, calendar_id: str) -> list[int]:
+def _free_slots(ctx: FetchContext, calendar_id: str, span: tuple[int, int]) -> list[int]:
     data = ctx.http.get_json(
         f"{ctx.base_url}/calendars/{quote(calendar_id, safe='')}/free-slots",
-        params={
-            "startDate": str(ctx.window.start_ms),
-            "endDate": str(ctx.window.end_ms),
-            "timezone": "UTC",
-        },
+        params={"startDate": str(span[0]), "endDate": str(span[1]), "timezone": "UTC"},
         deadline=ctx.deadline,
         cap_s=TIMEOUT_S,
         what=f"{NAME} free-slots",
     )
+    return parse_free_slots(data)
+
+
+def parse_free_slots(data: Any) -> list[int]:
+    """The slots of a free-slots answer, in epoch ms: only `YYYY-MM-DD` keys whose value holds a
+    `slots` array are read (`traceId`, `_dates_` and other metadata are not), each slot a string or
+    an object with `startTime`."""
+    body = expect_dict(data, f"{NAME} free-slots")
+    _reject_error_body(body)
     instants: list[int] = []
-    for key, day in expect_dict(data, f"{NAME} free-slots").items():
-        if not _DATE_KEY.match(key) or not isinstance(day, dict):
-            continue  # traceId, _dates_ and other metadata
-        for slot in expect_list(day.get("slots") or [], f"{NAME} slots"):
-            instants.append(parse_instant_ms(_slot_start(slot)))
+    for key, day in body.items():
+        if not _DATE_KEY.match(key) or not isinstance(day, dict) or "slots" not in day:
+            continue
+        for slot in expect_list(day["slots"], f"{NAME} slots of {key}"):
+            start = slot.get("startTime") if isinstance(slot, dict) else slot
+            instants.append(parse_instant_ms(start))
     return instants
 
 
-def _slot_start(slot: Any) -> Any:
-    return slot.get("startTime") if isinstance(slot, dict) else slot
+def _reject_error_body(body: dict[str, Any]) -> None:
+    # An error sent with a 200 ({"statusCode": 400, "message": ...}) must not read as "no slots".
+    status = body.get("statusCode")
+    if isinstance(status, int) and not isinstance(status, bool) and status >= 400:
+        message = body.get("message")
+        detail = message if isinstance(message, str) else "no message"
+        raise ProviderResponseError(f"{NAME} free-slots answered with an error body ({status}: {detail[:120]})")

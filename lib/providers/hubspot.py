@@ -2,26 +2,42 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from lib.config import DEFAULT_HUBSPOT_BASE_URL
 from lib.errors import ProviderError
 from lib.providers.base import FetchContext, ProviderResult, expect_dict, expect_list
-from lib.slots import checked_ms
+from lib.slots import Window, checked_ms, unique_instants
 
 TIMEOUT_S = 12.0
 THIRTY_MINUTES_MS = "1800000"
-# A 30-day window touches at most three calendar months (Jan 31 → Mar 2).
-MAX_MONTHS = 3
 NAME = "HubSpot"
+# The public API answered for regional booking hosts. The only pairing the sources show is an EU
+# portal read from api-eu1.hubapi.com (providers.md §2a); other regions keep the configured host
+# and rely on the Origin/Referer headers below. Used only while HUBSPOT_BASE_URL is the default.
+REGIONAL_API_BASE_URLS = {"eu1": "https://api-eu1.hubapi.com"}
+_MEETINGS_HOST = re.compile(r"^meetings(?:-(?P<region>[a-z]{2}\d+))?\.hubspot\.com$")
+
+
+@dataclass(frozen=True)
+class AvailabilityPage:
+    """One month of a link's availability: 30-minute starts (epoch ms) and whether more months follow."""
+
+    starts_ms: list[int]
+    has_more: bool
 
 
 def meeting_slug(url: str) -> str | None:
-    """The slug of a meetings link: the path on a meetings host, or what follows /meetings/ elsewhere."""
+    """The slug of a meetings link: the path on a meetings host (team slugs keep their `/`), or what
+    follows /meetings/ on any other host (portal custom domains)."""
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     path = unquote(parts.path)
-    if host.startswith("meetings") and host.endswith(".hubspot.com"):
+    if _MEETINGS_HOST.match(host):
         slug = path.strip("/")
     elif "/meetings/" in path:
         slug = path.split("/meetings/", 1)[1].strip("/")
@@ -30,39 +46,69 @@ def meeting_slug(url: str) -> str | None:
     return slug or None
 
 
+def api_base_url(url: str, configured: str) -> str:
+    """Where to ask about a link: a regional API host for a regional booking host, unless
+    HUBSPOT_BASE_URL was set to something else, which then wins for every link (tests, proxies)."""
+    if configured.rstrip("/") != DEFAULT_HUBSPOT_BASE_URL:
+        return configured
+    match = _MEETINGS_HOST.match((urlsplit(url).hostname or "").lower())
+    region = match.group("region") if match else None
+    return REGIONAL_API_BASE_URLS.get(region or "", configured)
+
+
+def booking_headers(url: str) -> dict[str, str]:
+    """Origin and Referer of the booking page, as the browser showing it would send them."""
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return {"Origin": origin, "Referer": f"{origin}{parts.path}"}
+
+
 def fetch_slots(ctx: FetchContext, url: str) -> ProviderResult:
-    """Every 30-minute availability in the window, fetching each calendar month it touches."""
+    """Every 30-minute availability in the window: month 0, 1, ... while HubSpot says more follow
+    and the window still reaches that month."""
     slug = meeting_slug(url)
     if slug is None:
         raise ProviderError(f"{NAME} link has no meetings slug: {url}")
-    months = _months_touched(ctx)
+    base = api_base_url(url, ctx.base_url)
+    headers = booking_headers(url)
     instants: list[int] = []
-    for offset in range(months):
+    for offset in range(months_touched(ctx.window)):
         data = ctx.http.get_json(
-            f"{ctx.base_url}/meetings-public/v3/book/availability-page",
+            f"{base}/meetings-public/v3/book/availability-page",
             params={"slug": slug, "monthOffset": str(offset), "timezone": "UTC"},
             deadline=ctx.deadline,
             cap_s=TIMEOUT_S,
             what=f"{NAME} availability-page (month {offset})",
+            headers=headers,
         )
-        availability = expect_dict(expect_dict(data, NAME).get("linkAvailability"), f"{NAME} linkAvailability")
-        instants.extend(_thirty_minute_starts(availability))
-        if not availability.get("hasMore"):
+        page = parse_availability_page(data)
+        instants.extend(page.starts_ms)
+        if not page.has_more:
             break
-    return ProviderResult(instants, {})
+    return ProviderResult(unique_instants(instants), {})
 
 
-def _months_touched(ctx: FetchContext) -> int:
-    start, end = ctx.window.start, ctx.window.end
-    return min(MAX_MONTHS, (end.year - start.year) * 12 + end.month - start.month + 1)
+def months_touched(window: Window) -> int:
+    """Calendar months (in UTC, the zone we ask in) from the window's start to its end, both included:
+    two for most 30-day windows, three from a 31st, five for a 90-day window starting on a 31st."""
+    start, end = window.start.astimezone(UTC), window.end.astimezone(UTC)
+    return (end.year - start.year) * 12 + end.month - start.month + 1
 
 
-def _thirty_minute_starts(availability: dict[str, Any]) -> list[int]:
-    by_duration = expect_dict(availability.get("linkAvailabilityByDuration") or {}, f"{NAME} durations")
+def parse_availability_page(data: Any) -> AvailabilityPage:
+    """The 30-minute starts of one `availability-page` answer. Other durations and the busy times
+    (`allUsersBusyTimes`) are never slots; a link without a 30-minute duration is a failure."""
+    body = expect_dict(data, f"{NAME} availability-page")
+    availability = expect_dict(body.get("linkAvailability"), f"{NAME} linkAvailability")
+    has_more = availability.get("hasMore") is True
+    by_duration = expect_dict(
+        availability.get("linkAvailabilityByDuration"), f"{NAME} linkAvailability.linkAvailabilityByDuration"
+    )
     if not by_duration:
-        return []
+        return AvailabilityPage([], has_more)  # nothing offered this month
     if THIRTY_MINUTES_MS not in by_duration:
         raise ProviderError(f"{NAME} link offers no 30-minute meetings")
     bucket = expect_dict(by_duration[THIRTY_MINUTES_MS], f"{NAME} 30-minute availabilities")
-    entries = expect_list(bucket.get("availabilities") or [], f"{NAME} availabilities")
-    return [checked_ms(expect_dict(entry, f"{NAME} availability").get("startMillisUtc")) for entry in entries]
+    entries = expect_list(bucket.get("availabilities"), f"{NAME} 30-minute availabilities list")
+    starts = [checked_ms(expect_dict(entry, f"{NAME} availability").get("startMillisUtc")) for entry in entries]
+    return AvailabilityPage(starts, has_more)
