@@ -35,8 +35,11 @@ from sandbox.slots import SlotSet, as_utc, weekday_slots, zone
 __all__ = ["Fault", "ProviderSandbox", "main", "weekday_slots"]
 
 _GENERATED_NAMESPACE = uuid.UUID("5f0c7d8e-2a41-4b8e-9a57-3c1e0d6b9f21")
-_MAX_SPAN_DAYS = 31
-_MAX_SPAN_MS = _MAX_SPAN_DAYS * 86_400_000
+# Calendly's booking API: at most this many dates per calendar/range call, both ends included
+# ("about a month", providers.md §1a). GoHighLevel: "Date range cannot be more than 31 days".
+CALENDLY_MAX_RANGE_DAYS = 31
+GHL_MAX_SPAN_DAYS = 31
+_DAY_MS = 86_400_000
 _LOG_LIMIT = 100_000  # keeps a long CLI/benchmark run from growing without bound
 _PAYLOAD_CACHE_LIMIT = 50_000
 # Cached GoHighLevel bodies carry this trace id, replaced by a fresh one in every answer.
@@ -108,6 +111,7 @@ class _Registry:
     events: dict[str, _CalendlyEvent] = field(default_factory=dict)
     event_by_slug: dict[tuple[str, str], str] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
+    share_codes: dict[str, str] = field(default_factory=dict)
     profiles: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
     hubspot: dict[str, _Calendar] = field(default_factory=dict)
     ghl: dict[str, _Calendar] = field(default_factory=dict)
@@ -215,11 +219,18 @@ class ProviderSandbox:
         seed: int = 0,
         clock: Callable[[], datetime] | None = None,
         cache_payloads: bool = False,
+        calendly_max_range_days: int = CALENDLY_MAX_RANGE_DAYS,
+        ghl_max_span_days: int = GHL_MAX_SPAN_DAYS,
     ) -> None:
         """`cache_payloads` renders each availability body once per distinct input (slot set, query,
-        first free start): a benchmark at high concurrency then measures the client, not this server."""
+        first free start): a benchmark at high concurrency then measures the client, not this server.
+        Longer Calendly ranges and GoHighLevel spans than the limits are answered with a 400."""
         if latency_s < 0 or not 0.0 <= failure_rate <= 1.0:
             raise ValueError("latency_s must be >= 0 and failure_rate within [0, 1]")
+        if calendly_max_range_days < 1 or ghl_max_span_days < 1:
+            raise ValueError("range limits must be at least one day")
+        self._calendly_max_range_days = calendly_max_range_days
+        self._ghl_max_span_ms = ghl_max_span_days * _DAY_MS
         self._host, self._port = host, port
         self._latency_s = latency_s
         self._failure_rate = failure_rate
@@ -238,6 +249,7 @@ class ProviderSandbox:
         self._counts: Counter[str] = Counter()
         self._total = 0
         self._log: deque[tuple[str, str]] = deque(maxlen=_LOG_LIMIT)
+        self._header_log: deque[tuple[str, dict[str, str]]] = deque(maxlen=_LOG_LIMIT)
         self._ghl_responses = 0
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -317,6 +329,11 @@ class ProviderSandbox:
         with self._lock:
             self._registry.links[slug] = event_uuid
 
+    def add_calendly_share_link(self, code: str, event_uuid: str) -> None:
+        """Register `calendly.com/d/{code}`: looked up as `lookup?event_type_uuid={code}`."""
+        with self._lock:
+            self._registry.share_codes[code] = event_uuid
+
     def add_calendly_profile(
         self, slug: str, event_uuids: Sequence[str], *, timezone: str = "America/New_York"
     ) -> None:
@@ -381,6 +398,7 @@ class ProviderSandbox:
             self._counts.clear()
             self._total = 0
             self._log.clear()
+            self._header_log.clear()
             self._ghl_responses = 0
             self._payloads.clear()
             self._rng = random.Random(self._seed)
@@ -404,17 +422,24 @@ class ProviderSandbox:
         with self._lock:
             return list(self._log)
 
+    @property
+    def request_headers(self) -> list[tuple[str, dict[str, str]]]:
+        """A snapshot of (path with query, request headers) per request, in arrival order (last 100k)."""
+        with self._lock:
+            return [(target, dict(headers)) for target, headers in self._header_log]
+
     # --- request handling (called on handler threads) -----------------------------
 
     def _now(self) -> datetime:
         return as_utc(self._clock())
 
-    def _handle(self, method: str, target: str) -> _Reply | None:
+    def _handle(self, method: str, target: str, headers: dict[str, str] | None = None) -> _Reply | None:
         """Answer one request, or None when the connection should just be dropped."""
         route = self._route(method, target)
         with self._lock:
             self._total += 1
             self._log.append((method, target))
+            self._header_log.append((target, headers or {}))
             fault = None
             if route.key is not None:
                 self._counts[route.key] += 1
@@ -511,6 +536,9 @@ class ProviderSandbox:
     def _calendly_lookup(self, query: dict[str, list[str]]) -> _Route:
         profile, slug = _first(query, "profile_slug"), _first(query, "event_type_slug")
         share = _first(query, "share_uuid") or _first(query, "event_type_uuid")
+        if share:
+            with self._lock:
+                share = self._registry.share_codes.get(share, share)
         if profile and slug:
             with self._lock:
                 known = self._registry.event_by_slug.get((profile, slug))
@@ -573,8 +601,8 @@ class ProviderSandbox:
             end = date.fromisoformat(_first(query, "range_end") or "")
         except ValueError as exc:
             return _error(_Provider.CALENDLY, 400, f"invalid parameter: {exc}")
-        if end < start or (end - start).days > _MAX_SPAN_DAYS:
-            message = f"range_end must be within {_MAX_SPAN_DAYS} days after range_start"
+        if end < start or (end - start).days >= self._calendly_max_range_days:
+            message = f"the range may cover at most {self._calendly_max_range_days} days"
             return _error(_Provider.CALENDLY, 400, message)
         now = self._now()
         key = ("calendly", event.slots, event.timezone, event.public, str(tz), start, end)
@@ -669,7 +697,7 @@ class ProviderSandbox:
             end_ms = int(_first(query, "endDate") or "")
         except ValueError:
             return _error(_Provider.GHL, 400, "Bad Request")
-        if end_ms < start_ms or end_ms - start_ms > _MAX_SPAN_MS:
+        if end_ms < start_ms or end_ms - start_ms > self._ghl_max_span_ms:
             return _error(_Provider.GHL, 400, "Bad Request")
         with self._lock:
             self._ghl_responses += 1
@@ -784,7 +812,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length > 0:
             self.rfile.read(length)
-        reply = self._owner.sandbox._handle(self.command, self.path)
+        reply = self._owner.sandbox._handle(self.command, self.path, dict(self.headers.items()))
         if reply is None:
             self.close_connection = True
             return

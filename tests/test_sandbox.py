@@ -173,13 +173,13 @@ def test_calendly_range_longer_than_31_days_is_rejected(sandbox: ProviderSandbox
     event_uuid = sandbox.add_calendly_event("acme", "intro", weekday_slots(NOW, 30))
     path = f"/api/booking/event_types/{event_uuid}/calendar/range"
 
-    too_long = get(http, sandbox, path, range_start="2026-10-26", range_end="2026-11-27")
-    month = get(http, sandbox, path, range_start="2026-10-26", range_end="2026-11-26")
+    too_long = get(http, sandbox, path, range_start="2026-10-26", range_end="2026-11-26")
+    month = get(http, sandbox, path, range_start="2026-10-26", range_end="2026-11-25")
 
     assert too_long.status_code == 400
     assert too_long.json()["title"] == "Invalid Argument"
     assert month.status_code == 200
-    assert len(month.json()["days"]) == 32
+    assert len(month.json()["days"]) == 31
     missing = get(http, sandbox, "/api/booking/event_types/nope/calendar/range")
     assert missing.status_code == 404
     assert missing.json() == {"message": "not found"}
@@ -213,6 +213,49 @@ def test_calendly_scheduling_links_profiles_and_not_found(sandbox: ProviderSandb
         assert (response.status_code, response.json()) == (404, {"message": "not found"})
     unknown = get(http, sandbox, "/api/booking/event_types/lookup", event_type_slug="x", profile_slug="nobody")
     assert (unknown.status_code, unknown.json()) == (404, {"message": "not found"})
+
+
+def test_range_limits_are_configurable() -> None:
+    with ProviderSandbox(clock=lambda: NOW, calendly_max_range_days=7, ghl_max_span_days=7) as sandbox:
+        event_uuid = sandbox.add_calendly_event("acme", "intro", weekday_slots(NOW, 30))
+        sandbox.add_ghl_calendar(GHL_ID, weekday_slots(NOW, 30))
+        range_path = f"/api/booking/event_types/{event_uuid}/calendar/range"
+        slots_path = f"/calendars/{GHL_ID}/free-slots"
+        with requests.Session() as http:
+            week = get(http, sandbox, range_path, range_start="2026-10-26", range_end="2026-11-01")
+            eight = get(http, sandbox, range_path, range_start="2026-10-26", range_end="2026-11-02")
+            span = get(http, sandbox, slots_path, startDate=ms(NOW), endDate=ms(NOW + timedelta(days=7)))
+            longer = get(http, sandbox, slots_path, startDate=ms(NOW), endDate=ms(NOW + timedelta(days=7)) + 1)
+    assert (week.status_code, eight.status_code, span.status_code, longer.status_code) == (200, 400, 200, 400)
+    with pytest.raises(ValueError, match="at least one day"):
+        ProviderSandbox(calendly_max_range_days=0)
+
+
+def test_calendly_share_code_is_looked_up_as_an_event_type_uuid(
+    sandbox: ProviderSandbox, http: requests.Session
+) -> None:
+    event_uuid = sandbox.add_calendly_event("acme", "intro", weekday_slots(NOW, 5), timezone="Europe/Berlin")
+    sandbox.add_calendly_share_link("dvz-2k7-qpx", event_uuid)
+
+    shared = get(http, sandbox, "/api/booking/event_types/lookup", event_type_uuid="dvz-2k7-qpx")
+    unknown = get(http, sandbox, "/api/booking/event_types/lookup", event_type_uuid="zzz-000-zzz")
+
+    assert (shared.status_code, shared.json()["uuid"]) == (200, event_uuid)
+    assert (unknown.status_code, unknown.json()) == (404, {"message": "not found"})
+
+
+def test_request_headers_are_recorded(sandbox: ProviderSandbox, http: requests.Session) -> None:
+    sandbox.add_hubspot_link("alice", weekday_slots(NOW, 5))
+    http.get(
+        f"{sandbox.base_url}/meetings-public/v3/book/availability-page?slug=alice",
+        headers={"Origin": "https://meetings-eu1.hubspot.com"},
+        timeout=TIMEOUT,
+    )
+    ((target, headers),) = sandbox.request_headers
+    assert target == "/meetings-public/v3/book/availability-page?slug=alice"
+    assert headers["Origin"] == "https://meetings-eu1.hubspot.com"
+    sandbox.reset()
+    assert sandbox.request_headers == []
 
 
 def test_calendly_secret_event_has_no_next_availability(sandbox: ProviderSandbox, http: requests.Session) -> None:
