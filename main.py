@@ -11,11 +11,11 @@ from typing import Any
 import flask
 import functions_framework
 
-from lib.auth import has_cron_secret
-from lib.config import current_settings, secret_from_env
+from lib.auth import is_authorized
+from lib.config import current_settings, logging_from_env, secret_from_env
 from lib.errors import ConfigError, DatabaseError, InvalidParameter
 from lib.logs import configure_logging, log_event
-from lib.options import parse_options
+from lib.options import parse_options, schedule_time
 from lib.providers.http import HttpClient
 from lib.run import run
 
@@ -35,12 +35,12 @@ def availability_cron(request: flask.Request) -> flask.Response:
         response = _json({"error": "Method not allowed", "allowed": list(ALLOWED_METHODS)}, 405)
         response.headers["Allow"] = ", ".join(ALLOWED_METHODS)
         return response
+    configure_logging(*logging_from_env(os.environ))
     secret = secret_from_env(os.environ)
     if secret is None:
-        configure_logging("INFO", "text")
         log_event(log, logging.WARNING, "not_configured", detail="CRON_SECRET is not set; the endpoint is disabled")
         return _json({"error": "Not configured"}, 503)
-    if not has_cron_secret(request.headers, secret):
+    if not is_authorized(request, secret, os.environ):
         return _json({"error": "Unauthorized"}, 401)
     try:
         settings = current_settings()
@@ -54,7 +54,8 @@ def availability_cron(request: flask.Request) -> flask.Response:
         return _json({"error": "Invalid parameter", "param": exc.param, "detail": exc.detail}, 400)
     invocation_id = str(uuid.uuid4())
     try:
-        result = run(settings, options, invocation_id=invocation_id, http=HTTP)
+        tick = schedule_time(request.headers.get("X-CloudScheduler-ScheduleTime"))
+        result = run(settings, options, invocation_id=invocation_id, http=HTTP, tick=tick)
     except DatabaseError as exc:
         log_event(log, logging.ERROR, "run_failed", invocationId=invocation_id, error=exc.kind, message=str(exc))
         return _json({"success": False, "error": exc.kind, "message": str(exc), "invocationId": invocation_id}, 500)
