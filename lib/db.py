@@ -22,6 +22,14 @@ log = logging.getLogger(__name__)
 KEEPALIVE_IDLE_S = 15
 KEEPALIVE_INTERVAL_S = 5
 KEEPALIVE_COUNT = 3
+# The lock lives in the server's session, so the server must notice a vanished client too (an
+# instance gone without closing its socket): the same probes, asked of the server for this session
+# (its system default is about 2 h 11 min, during which every run would be skipped as locked).
+SERVER_KEEPALIVE_SQL = (
+    f"SELECT set_config('tcp_keepalives_idle', '{KEEPALIVE_IDLE_S}', false), "
+    f"set_config('tcp_keepalives_interval', '{KEEPALIVE_INTERVAL_S}', false), "
+    f"set_config('tcp_keepalives_count', '{KEEPALIVE_COUNT}', false)"
+)
 
 UNREACHABLE = "Database unreachable"
 AUTH_FAILED = "Database authentication failed"
@@ -71,6 +79,7 @@ def connect(target: DatabaseTarget, *, timeout_s: float) -> Iterator[Database]:
     database = Database(connection, target)
     try:
         database.run("SET TIME ZONE 'UTC'")
+        database.run(SERVER_KEEPALIVE_SQL)
         if target.search_path:
             database.run(f"SET search_path TO {_quote_identifier(target.search_path)}")
         yield database
