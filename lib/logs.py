@@ -5,18 +5,52 @@ Every entry is an `event` name plus fields (`log_event`); no caller ever passes 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
+from lib.config import running_on_google_cloud
+
 ROOT_LOGGER = "lib"
-_configured: tuple[str, str] | None = None
+_configured: tuple[str, str, str | None] | None = None
+
+# Keys Cloud Logging's structured handler owns: it drops these from the payload (and overwrites
+# `message` with the log message), so a field of that name is renamed rather than lost.
+RESERVED_FIELDS = frozenset(
+    {
+        "message",
+        "severity",
+        "httpRequest",
+        "time",
+        "timestamp",
+        "timestampSeconds",
+        "timestampNanos",
+        "logging.googleapis.com/insertId",
+        "logging.googleapis.com/labels",
+        "logging.googleapis.com/operation",
+        "logging.googleapis.com/sourceLocation",
+        "logging.googleapis.com/spanId",
+        "logging.googleapis.com/trace",
+        "logging.googleapis.com/trace_sampled",
+    }
+)
+PROJECT_VARIABLES = ("GOOGLE_CLOUD_PROJECT", "GCP_PROJECT", "GCLOUD_PROJECT")
+METADATA_HOST = "metadata.google.internal"
+METADATA_PROJECT_PATH = "/computeMetadata/v1/project/project-id"
+METADATA_TIMEOUT_S = 1.0
 
 
 def log_event(logger: logging.Logger, level: int, event: str, **fields: Any) -> None:
-    """One log entry: `event` is its stable name; the fields become the JSON payload on Cloud Logging."""
-    logger.log(level, event, extra={"json_fields": {"event": event, **fields}})
+    """One log entry: `event` is its stable name; the fields become the JSON payload on Cloud Logging.
+
+    A field named like one Cloud Logging reserves (`message`, `timestamp`, …) gets a trailing `_`.
+    """
+    payload = {f"{key}_" if key in RESERVED_FIELDS else key: value for key, value in fields.items()}
+    logger.log(level, event, extra={"json_fields": {"event": event, **payload}})
 
 
 class TextFormatter(logging.Formatter):
@@ -46,18 +80,29 @@ class _CurrentStream:
         getattr(sys, self._name).flush()
 
 
+class _LenientEncoder(json.JSONEncoder):
+    """A field JSON cannot encode (a datetime, an enum) is written as text instead of losing the line."""
+
+    def default(self, o: Any) -> Any:
+        return str(o)
+
+
 def configure_logging(level: str, log_format: str) -> None:
     """Attach one handler to the product's loggers (idempotent; reconfigures when settings change)."""
     global _configured
-    if _configured == (level, log_format):
+    project = cloud_project(os.environ) if log_format == "json" else None
+    if _configured == (level, log_format, project):
         return
     handler: logging.Handler
     if log_format == "json":
         # Imported here: google-cloud-logging is heavy and only needed on Google Cloud.
         from google.cloud.logging_v2.handlers import StructuredLogHandler  # noqa: PLC0415
 
-        # The library ships no type hints for this constructor; it takes a stream like StreamHandler.
-        handler = StructuredLogHandler(stream=_CurrentStream("stdout"))  # type: ignore[no-untyped-call]
+        # The project turns X-Cloud-Trace-Context into `projects/{project}/traces/{id}`, the form Cloud
+        # Logging links to the request. The library ships no type hints for this constructor.
+        handler = StructuredLogHandler(  # type: ignore[no-untyped-call]
+            stream=_CurrentStream("stdout"), project_id=project, json_encoder_cls=_LenientEncoder
+        )
     else:
         handler = logging.StreamHandler(_CurrentStream("stderr"))
         handler.setFormatter(TextFormatter())
@@ -66,10 +111,41 @@ def configure_logging(level: str, log_format: str) -> None:
         logger.handlers = [handler]
         logger.setLevel(level)
         logger.propagate = False
-    _configured = (level, log_format)
+    _configured = (level, log_format, project)
+
+
+def cloud_project(env: Mapping[str, str]) -> str | None:
+    """The Google Cloud project: from the environment, else (on Google Cloud) the metadata server.
+
+    Cloud Functions gen2 does not set GOOGLE_CLOUD_PROJECT, so without the metadata server the trace
+    of every entry would lack the project and Cloud Logging would not link it to its request.
+    """
+    for name in PROJECT_VARIABLES:
+        value = env.get(name, "").strip()
+        if value:
+            return value
+    if not running_on_google_cloud(env):
+        return None
+    return _metadata_project(env.get("GCE_METADATA_HOST", "").strip() or METADATA_HOST)
+
+
+@functools.lru_cache(maxsize=4)
+def _metadata_project(host: str) -> str | None:
+    # Cached, failures included: one lookup per process, never one per request.
+    import requests  # noqa: PLC0415
+
+    try:
+        response = requests.get(
+            f"http://{host}{METADATA_PROJECT_PATH}", headers={"Metadata-Flavor": "Google"}, timeout=METADATA_TIMEOUT_S
+        )
+    except requests.RequestException:
+        return None
+    project = response.text.strip()
+    return project if response.status_code == 200 and project and project.isprintable() else None
 
 
 def _compact(value: Any) -> str:
     if isinstance(value, str):
-        return value if value and " " not in value else json.dumps(value)
+        # Quoted when it has spaces or control characters, so a value can never forge a log line.
+        return value if value.isprintable() and value and " " not in value else json.dumps(value)
     return json.dumps(value, separators=(",", ":"), default=str)
