@@ -1,0 +1,109 @@
+"""Faults around the run's lock: the lock's connection killed mid-run, and Cloud Scheduler delivering the
+same tick twice."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from lib.report import utc_iso
+from sandbox.providers import Fault, weekday_slots
+from tests.conftest import bearer
+from tests.helpers import run_cron
+
+LOCK_HOLDER_SQL = """
+SELECT pid FROM pg_locks
+WHERE locktype = 'advisory' AND granted
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+TABLE_SNAPSHOT_SQL = """
+SELECT md5(COALESCE(string_agg(CAST(w AS text), '|' ORDER BY w."id"), ''))
+FROM "WorkspaceAvailabilityCache" w
+"""
+
+
+def _wait_for(condition: Any, timeout: float = 15.0) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def test_a_run_whose_lock_connection_is_killed_stops_writing_and_answers_500(app, env, seed, sandbox):
+    slots = weekday_slots(datetime.now(UTC), 3)
+    for n in range(12):
+        sandbox.add_hubspot_link(f"slow-{n}", slots, fault=Fault(latency_s=0.6))
+        seed.client(f"c{n}")
+        seed.link(f"c{n}", f"https://meetings.hubspot.com/slow-{n}")
+    answer: dict[str, Any] = {}
+
+    def call() -> None:
+        answer["response"] = app.test_client().post("/?concurrency=2&timeBudgetMs=30000", headers=bearer())
+        answer["at"] = time.monotonic()
+
+    runner = threading.Thread(target=call)
+    runner.start()
+    _wait_for(lambda: len(seed.rows()) >= 2)  # the run is writing batches
+    [[holder]] = seed.run(LOCK_HOLDER_SQL)
+    assert seed.run("SELECT pg_terminate_backend(:pid)", pid=holder)[0][0] is True
+    killed_at = time.monotonic()
+    _wait_for(lambda: not seed.run("SELECT 1 FROM pg_stat_activity WHERE pid = :pid", pid=holder))
+    snapshot = seed.run(TABLE_SNAPSHOT_SQL)[0][0]
+    runner.join(timeout=40)
+
+    response = answer["response"]
+    assert response.status_code == 500
+    body = response.get_json()
+    assert (body["success"], body["error"]) == (False, "Lock lost")
+    assert "nothing more was written" in body["message"]
+    # Noticed at the next write or heartbeat (≤ 2 s of silence), not at the end of the 30 s budget.
+    assert answer["at"] - killed_at < 5
+    assert seed.run(TABLE_SNAPSHOT_SQL)[0][0] == snapshot
+    assert len(seed.rows()) < 12
+    # The lock died with its session: the next run takes it and finishes the job.
+    sandbox.reset()
+    for n in range(12):
+        sandbox.add_hubspot_link(f"slow-{n}", slots)
+    assert run_cron(app.test_client())["refreshed"] == 12
+
+
+def _tick_call(client: Any, tick: str) -> dict[str, Any]:
+    response = client.post("/", headers={**bearer(), "X-CloudScheduler-ScheduleTime": tick})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body: dict[str, Any] = response.get_json()
+    return body
+
+
+def test_a_tick_delivered_twice_is_served_once(client, seed, sandbox):
+    sandbox.add_hubspot_link("team", weekday_slots(datetime.now(UTC), 3))
+    seed.client("c1")
+    seed.link("c1", "https://meetings.hubspot.com/team")
+    tick = utc_iso(datetime.now(UTC) - timedelta(seconds=1))
+
+    first = _tick_call(client, tick)
+    asked = sandbox.requests_for("team")
+    second = _tick_call(client, tick)
+
+    assert first["refreshed"] == 1 and asked >= 1
+    assert second == second | {"success": True, "skipped": True, "reason": "duplicate", "scheduleTime": tick}
+    assert sandbox.requests_for("team") == asked
+    # The next tick runs; an unreadable header is ignored rather than refused.
+    assert _tick_call(client, utc_iso(datetime.now(UTC)))["refreshed"] == 1
+    assert _tick_call(client, "not a time")["refreshed"] == 1
+
+
+def test_a_duplicate_delivery_during_the_run_is_skipped_as_locked(app, env, seed, sandbox):
+    sandbox.add_hubspot_link("slow", weekday_slots(datetime.now(UTC), 3), fault=Fault(latency_s=1.5))
+    seed.client("c1")
+    seed.link("c1", "https://meetings.hubspot.com/slow")
+    tick = "2026-11-29T10:00:00Z"
+    first: dict[str, Any] = {}
+    runner = threading.Thread(target=lambda: first.update(body=_tick_call(app.test_client(), tick)))
+    runner.start()
+    _wait_for(lambda: sandbox.requests_for("slow") >= 1)
+    second = _tick_call(app.test_client(), tick)
+    runner.join(timeout=30)
+    assert (second["skipped"], second["reason"], second["scheduleTime"]) == (True, "locked", "2026-11-29T10:00:00.000Z")
+    assert first["body"]["refreshed"] == 1
