@@ -157,6 +157,10 @@ def summarize(status: int, report: dict[str, Any]) -> str:
         f"oldest success {metrics['oldestSuccessfulRangeStartAgeMinutes']} min ({metrics['oldestSuccessfulClientId']})",
     ]
     lines += [f"    failed: {error}" for error in report["errors"][:10]]
+    lines += [
+        f"    held back: {cooldown['heldBack']} {cooldown['provider']} workspaces ({cooldown['reason']})"
+        for cooldown in report.get("providerCooldowns", [])
+    ]
     return "\n".join(lines)
 
 
