@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format run run-once clean
+.PHONY: install test lint format run run-once clean bench bench-quick
 
 install: $(STAMP)
 
@@ -31,6 +31,14 @@ run: $(STAMP)
 
 run-once: $(STAMP)
 	$(BIN)/python -m devtools.local_run --once
+
+# Issue 5's scenarios (N=2,000/5,000/10,000 at L=200 ms), median of 3: about a quarter of an hour.
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+# CI-sized (N=300, L=50 ms, C=8 and 32, one repetition): under a minute.
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache
