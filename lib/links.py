@@ -17,6 +17,9 @@ class CalendarType(StrEnum):
 
 
 _HUBSPOT_MARKERS = ("meetings.hubspot.com", "hubspot.com/meetings", "/meetings/")
+# Regional booking hosts (meetings-eu1, -na1, -na2, -na3, -ap1 .hubspot.com), which the origin's
+# substring rules miss: a link stored as 'unknown' on such a host would otherwise be unsupported.
+_HUBSPOT_REGIONAL_HOST = re.compile(r"meetings-[a-z]{2}\d+\.hubspot\.com")
 _GHL_MARKERS = (
     "leadconnectorhq.com",
     "gohighlevel.com",
@@ -40,7 +43,7 @@ def detect_calendar_type(url: str) -> CalendarType:
     lowered = url.lower()
     if "calendly.com" in lowered:
         return CalendarType.CALENDLY
-    if any(marker in lowered for marker in _HUBSPOT_MARKERS):
+    if any(marker in lowered for marker in _HUBSPOT_MARKERS) or _HUBSPOT_REGIONAL_HOST.search(lowered):
         return CalendarType.HUBSPOT
     if any(marker in lowered for marker in _GHL_MARKERS):
         return CalendarType.GHL
