@@ -197,7 +197,6 @@ def _rejected_tokens(google_key: rsa.RSAPrivateKey, other_key: rsa.RSAPrivateKey
         "expired": sign(google_key, claims_for(iat=now - 7200, exp=now - 3600)),
         "issued in the future": sign(google_key, claims_for(iat=now + 600, exp=now + 4200)),
         "wrong audience": sign(google_key, claims_for(aud="https://another-function.a.run.app")),
-        "gcloud audience not listed": sign(google_key, claims_for(aud=GCLOUD_CLIENT_ID)),
         "unlisted account": sign(google_key, claims_for(email="intruder@example.com")),
         "email not verified": sign(google_key, claims_for(email_verified=False)),
         "email_verified missing": sign(google_key, claims_for(email_verified=None)),
@@ -221,7 +220,6 @@ REJECTED = [
     "expired",
     "issued in the future",
     "wrong audience",
-    "gcloud audience not listed",
     "unlisted account",
     "email not verified",
     "email_verified missing",
@@ -288,6 +286,15 @@ def test_audiences_from_oidc_audiences_replace_the_function_url(client, oidc_env
     assert call(client, sign(google_key, claims_for(aud=GCLOUD_CLIENT_ID))).status_code == 200
     assert call(client, sign(google_key, claims_for(aud="https://fn-abc-uc.a.run.app"))).status_code == 200
     assert call(client, sign(google_key, claims_for(aud=FUNCTION_URL))).status_code == 401
+
+
+def test_gcloud_tokens_pass_by_default_and_not_when_oidc_audiences_leaves_them_out(
+    client, oidc_env, google_key, monkeypatch
+):
+    token = sign(google_key, claims_for(aud=GCLOUD_CLIENT_ID, azp=GCLOUD_CLIENT_ID))
+    assert call(client, token).status_code == 200
+    monkeypatch.setenv("OIDC_AUDIENCES", FUNCTION_URL)
+    assert call(client, token).status_code == 401
 
 
 def test_default_audience_includes_the_request_path(client, oidc_env, google_key):
