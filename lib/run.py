@@ -159,6 +159,9 @@ def _locked_run(
     for candidate in pool.overran:
         collect(unfinished_refresh(candidate, context, run.clock(), OVERRAN_ERROR))
     writer.flush()
+    unlogged = tally.counts[Outcome.FAILED] - MAX_WARNINGS_PER_RUN
+    if unlogged > 0:
+        log_event(log, logging.WARNING, "workspace_failures_not_logged", count=unlogged, detail="see the report")
     for cooldown in pool.cooldowns:
         log_event(log, logging.WARNING, "provider_cooldown", **cooldown.as_report())
     within_budget = pool.not_started == 0 and not pool.overran and not run.deadline.expired()

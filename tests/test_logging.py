@@ -93,7 +93,9 @@ def test_workspace_failures_are_warnings_up_to_a_bound(json_logs, seed, capfd):
     assert len(warnings) == MAX_WARNINGS_PER_RUN
     assert {entry["severity"] for entry in warnings} == {"WARNING"}
     assert all(entry["clientId"].startswith("c") and "Unsupported" in entry["error"] for entry in warnings)
-    # The count of all failures (beyond the bound) is in the run's summary entry.
+    # The failures beyond the bound are counted in one more warning, and all of them in the summary.
+    [rest] = events(parsed, "workspace_failures_not_logged")
+    assert (rest["severity"], rest["count"]) == ("WARNING", 5)
     assert events(parsed, "run_finished")[0]["failed"] == MAX_WARNINGS_PER_RUN + 5
 
 
