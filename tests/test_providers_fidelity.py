@@ -285,6 +285,13 @@ def test_hubspot_custom_domains_and_team_slugs(client, seed, sandbox, url, slug)
     assert all(slug.replace("/", "%2F") in target for _, target in sandbox.request_log)
 
 
+def test_hubspot_unknown_slug_fails_clearly(client, seed, sandbox):
+    seed.client("c1")
+    seed.link("c1", "https://meetings.hubspot.com/ghost")
+    assert run_cron(client)["failed"] == 1
+    assert seed.row("c1").last_error == "HubSpot meetings link not found: slug 'ghost' does not exist"
+
+
 def test_hubspot_stops_when_no_more_months_follow(client, seed, sandbox):
     now = datetime.now(UTC)
     sandbox.add_hubspot_link("soon", [now + timedelta(hours=2)])
@@ -329,6 +336,17 @@ def test_ghl_booking_links_on_any_host_are_read_without_the_page(client, seed, s
     row = seed.row("c1")
     assert row.slots == offered(free, row.range_start, 30)
     assert row.provider_meta == {"ghlCalendarId": GHL_ID, "resolvedUrl": url}
+    assert all("/widget/" not in target for _, target in sandbox.request_log)
+
+
+def test_ghl_deleted_calendar_named_by_the_link_fails_without_fetching_the_page(client, seed, sandbox):
+    seed.client("c1")
+    seed.link("c1", f"https://api.leadconnectorhq.com/widget/booking/{GHL_ID}")
+    seed.settings("c1", ghlDefaultCalendarId="DesiredCalendar00000000")
+    assert run_cron(client)["failed"] == 1
+    assert seed.row("c1").last_error == (
+        f"GoHighLevel calendar not found: free-slots refused DesiredCalendar00000000, {GHL_ID}"
+    )
     assert all("/widget/" not in target for _, target in sandbox.request_log)
 
 

@@ -43,6 +43,9 @@ def fetch_slots(ctx: FetchContext, url: str, *, calendar_id_hints: list[str]) ->
         if instants:
             return found
         return _first_with_slots(ctx, candidates[index + 1 :], calendar_id_hints, url) or found
+    if calendar_id_from_url(url):
+        # The link names its calendar, so its page would only name the same one again.
+        raise ProviderError(f"{NAME} calendar not found: free-slots refused {', '.join(candidates)}")
     page_id, resolved_url = _calendar_id_from_page(ctx, url)
     instants = None if page_id in candidates else _free_slots_if_found(ctx, page_id)
     if instants is None:

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from lib.config import DEFAULT_HUBSPOT_BASE_URL
-from lib.errors import ProviderError
+from lib.errors import ProviderError, ProviderHTTPError
 from lib.providers.base import FetchContext, ProviderResult, expect_dict, expect_list
 from lib.slots import Window, checked_ms, unique_instants
 
@@ -73,14 +73,19 @@ def fetch_slots(ctx: FetchContext, url: str) -> ProviderResult:
     headers = booking_headers(url)
     instants: list[int] = []
     for offset in range(months_touched(ctx.window)):
-        data = ctx.http.get_json(
-            f"{base}/meetings-public/v3/book/availability-page",
-            params={"slug": slug, "monthOffset": str(offset), "timezone": "UTC"},
-            deadline=ctx.deadline,
-            cap_s=TIMEOUT_S,
-            what=f"{NAME} availability-page (month {offset})",
-            headers=headers,
-        )
+        try:
+            data = ctx.http.get_json(
+                f"{base}/meetings-public/v3/book/availability-page",
+                params={"slug": slug, "monthOffset": str(offset), "timezone": "UTC"},
+                deadline=ctx.deadline,
+                cap_s=TIMEOUT_S,
+                what=f"{NAME} availability-page (month {offset})",
+                headers=headers,
+            )
+        except ProviderHTTPError as exc:
+            if exc.status == 404:  # HubSpot's "slug does not exist"
+                raise ProviderError(f"{NAME} meetings link not found: slug {slug!r} does not exist") from exc
+            raise
         page = parse_availability_page(data)
         instants.extend(page.starts_ms)
         if not page.has_more:
