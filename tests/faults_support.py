@@ -189,7 +189,8 @@ class RawServer:
             threading.Thread(target=self._run, args=(connection,), daemon=True).start()
 
     def _run(self, connection: socket.socket) -> None:
-        with contextlib.suppress(OSError):
+        # One request per connection: closing tells the client not to reuse it.
+        with contextlib.suppress(OSError), connection:
             self._handle(connection)
 
     def close(self) -> None:

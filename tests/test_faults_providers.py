@@ -185,3 +185,27 @@ def test_raw_servers_behave_as_described() -> None:
         assert probe.recv(10) == b" "
         assert time.monotonic() - started > 0.1
         probe.close()
+
+
+def test_a_provider_id_with_a_nul_byte_fails_only_its_workspace(
+    client: Any, seed: Seeder, sandbox: ProviderSandbox
+) -> None:
+    """PostgreSQL text and jsonb cannot hold NUL: a provider-supplied id with one must not reach the
+    batch write, where it would fail every workspace of the batch."""
+    slots = weekday_slots(datetime.now(UTC), 31)
+    uuid = sandbox.add_calendly_event("acme", "intro", slots)
+    poisoned = "EVT\x00TYPE"
+    lookup = {"uuid": poisoned, "public": True, "availability_timezone": "UTC", "slug": "intro"}
+    sandbox.set_fault(uuid, Fault(body=json.dumps(lookup)))
+    sandbox.set_fault(poisoned, Fault(body=calendly_spots(iso(hours_from_now(30)))))
+    sandbox.add_hubspot_link("fine", slots)
+    seed.client("poisoned", "agency-1")
+    seed.link("poisoned", "https://calendly.com/acme/intro")
+    seed.client("fine", "agency-2")
+    seed.link("fine", "https://meetings.hubspot.com/fine")
+    report = run_cron(client)
+    assert (report["refreshed"], report["failed"]) == (1, 1)
+    row = seed.row("poisoned")
+    assert row.last_error and "\x00" not in row.last_error
+    assert "\x00" not in json.dumps(row.provider_meta)
+    assert len(seed.row("fine").slots) > 20

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -18,6 +19,8 @@ RANGE_TIMEOUT_S = 20.0
 MAX_RANGE_DAYS = 31
 NAME = "Calendly"
 SHARE_LINK_SEGMENT = "d"  # calendly.com/d/{code}/...: share and single-use links
+# Event type ids as Calendly writes them; anything else (a NUL, say) must not reach the cache row.
+_EVENT_TYPE_UUID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class CalendlyEventUnavailable(ProviderError):
@@ -90,8 +93,8 @@ def _lookup(ctx: FetchContext, params: dict[str, str]) -> EventType | None:
     if data is None:
         return None
     event = expect_dict(data, f"{NAME} event type lookup")
-    uuid = event.get("uuid")
-    if not isinstance(uuid, str) or not uuid:
+    uuid = _usable_uuid(event.get("uuid"))
+    if uuid is None:
         return None  # e.g. {"message": "not found"} with a 200: the next way of resolving may work
     return EventType(uuid, _zone_name(event.get("availability_timezone")), event.get("public") is not False)
 
@@ -116,9 +119,12 @@ def _profile_default_event(ctx: FetchContext, slug: str) -> EventType | None:
     events = expect_list([] if listed is None else listed, f"{NAME} profile event types")
     # The origin takes the first event type, as Calendly lists them, when a profile has several.
     first = events[0] if events else None
-    if not isinstance(first, dict) or not isinstance(first.get("uuid"), str) or not first["uuid"]:
+    if not isinstance(first, dict):
         return None
-    return EventType(first["uuid"], zone, first.get("public") is not False)
+    uuid = _usable_uuid(first.get("uuid"))
+    if uuid is None:
+        return None
+    return EventType(uuid, zone, first.get("public") is not False)
 
 
 def _range_if_found(ctx: FetchContext, event: EventType) -> ProviderResult | None:
@@ -191,6 +197,10 @@ def _get_or_none(ctx: FetchContext, path: str, params: dict[str, str] | None, wh
 def _says_not_found(data: Any) -> bool:
     # Calendly's not-found body, {"message": "not found"}, has been seen as the answer to unknown names.
     return isinstance(data, dict) and str(data.get("message", "")).strip().lower() == "not found"
+
+
+def _usable_uuid(value: Any) -> str | None:
+    return value if isinstance(value, str) and _EVENT_TYPE_UUID.fullmatch(value) else None
 
 
 def _zone_name(value: Any) -> str:

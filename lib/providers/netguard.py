@@ -28,6 +28,9 @@ def check_tenant_url(url: str, *, allow_private: bool) -> None:
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         raise BlockedUrlError("Blocked URL: no host")
+    if not host.isprintable() or " " in host:
+        # No such host can resolve, and its raw text (a NUL, say) must not reach lastError.
+        raise BlockedUrlError(f"Blocked URL: the host name {host!r} is not valid")
     if allow_private:
         return
     if host in METADATA_HOSTS:
