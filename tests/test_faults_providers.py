@@ -187,7 +187,7 @@ def test_raw_servers_behave_as_described() -> None:
         probe.close()
 
 
-def test_a_provider_id_with_a_nul_byte_fails_only_its_workspace(
+def test_provider_text_with_a_nul_byte_fails_only_its_workspace(
     client: Any, seed: Seeder, sandbox: ProviderSandbox
 ) -> None:
     """PostgreSQL text and jsonb cannot hold NUL: a provider-supplied id with one must not reach the
@@ -199,13 +199,19 @@ def test_a_provider_id_with_a_nul_byte_fails_only_its_workspace(
     sandbox.set_fault(uuid, Fault(body=json.dumps(lookup)))
     sandbox.set_fault(poisoned, Fault(body=calendly_spots(iso(hours_from_now(30)))))
     sandbox.add_hubspot_link("fine", slots)
+    # A GoHighLevel error sent with a 200, its message holding a NUL (it goes to lastError).
+    sandbox.add_ghl_calendar(ghl_id("ghlnul"), slots, fault=Fault(body='{"statusCode": 400, "message": "a\\u0000b"}'))
     seed.client("poisoned", "agency-1")
     seed.link("poisoned", "https://calendly.com/acme/intro")
+    seed.client("ghlnul", "agency-3")
+    seed.link("ghlnul", f"https://api.leadconnectorhq.com/widget/booking/{ghl_id('ghlnul')}")
     seed.client("fine", "agency-2")
     seed.link("fine", "https://meetings.hubspot.com/fine")
     report = run_cron(client)
-    assert (report["refreshed"], report["failed"]) == (1, 1)
-    row = seed.row("poisoned")
-    assert row.last_error and "\x00" not in row.last_error
-    assert "\x00" not in json.dumps(row.provider_meta)
+    assert (report["refreshed"], report["failed"]) == (1, 2)
+    for name in ("poisoned", "ghlnul"):
+        row = seed.row(name)
+        assert row.last_error and "\x00" not in row.last_error
+        assert "\x00" not in json.dumps(row.provider_meta)
+    assert "error body (400: a?b)" in seed.row("ghlnul").last_error
     assert len(seed.row("fine").slots) > 20
