@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -104,7 +104,9 @@ class FunctionProcess:
 
     def start(self) -> FunctionProcess:
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in output()/stop()
-        self.process = start_function(self.port, self.database_url, self.secret, self.sandbox_url, output=self._log)
+        self.process = start_function(
+            self.port, self.database_url, self.secret, self.sandbox_url, output=self._log.fileno()
+        )
         wait_until_serving(self.url)
         return self
 
@@ -293,7 +295,7 @@ def closed_port() -> int:
 # --- rows ----------------------------------------------------------------------------------------------
 
 
-def close(a: Any, b: Any, seconds: float = 0.002) -> bool:
+def close(a: datetime, b: datetime, seconds: float = 0.002) -> bool:
     return abs((a - b).total_seconds()) <= seconds
 
 

@@ -4,6 +4,7 @@ stopping it disturbs no other test."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import tempfile
 import threading
@@ -32,13 +33,15 @@ _databases = iter(range(1_000_000))
 @pytest.fixture(scope="module")
 def own_server() -> Iterator[EmbeddedPostgres]:
     """A PostgreSQL server of this module alone (it gets stopped and restarted)."""
-    server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="availability-cron-faults-pg-")))
+    folder = Path(tempfile.mkdtemp(prefix="availability-cron-faults-pg-"))
+    server = EmbeddedPostgres(folder)
     server.start()
     register_secret(server.password)
     try:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

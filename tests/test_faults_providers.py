@@ -151,7 +151,9 @@ def test_every_kind_of_provider_fault_in_one_run(client: Any, seed: Seeder, sand
     assert sandbox.requests_for("h500") == 1
 
 
-def _register(case: Case, sandbox: ProviderSandbox, slots: list[datetime], pages: dict[str, str]) -> tuple:
+def _register(
+    case: Case, sandbox: ProviderSandbox, slots: list[datetime], pages: dict[str, str]
+) -> tuple[str, str, dict[str, str] | None]:
     """Register the case's calendar and fault; returns its link URL, link type and provider ids."""
     if case.provider == "hubspot":
         sandbox.add_hubspot_link(case.name, slots, fault=case.fault)
