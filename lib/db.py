@@ -36,6 +36,7 @@ AUTH_FAILED = "Database authentication failed"
 NOT_FOUND = "Database not found"
 SCHEMA_MISSING = "Database schema missing"
 QUERY_FAILED = "Database error"
+CONNECTION_LOST = "Database connection lost"
 
 # SQLSTATE codes worth a class of their own in the report.
 _SQLSTATE_KINDS = {
@@ -147,6 +148,10 @@ def translate_error(exc: BaseException, target: DatabaseTarget) -> DatabaseError
         fields: dict[str, str] = exc.args[0]
         code = fields.get("C", "")
         kind = _SQLSTATE_KINDS.get(code, QUERY_FAILED)
+        # Class 08 (connection exception) and 57P0x (the server ended the session: terminated by an
+        # administrator, shut down, idle timeout): the session, and any lock it held, is gone.
+        if code.startswith(("08", "57P0")):
+            kind = CONNECTION_LOST
         message = f"{kind} at {target.describe()}: {fields.get('M', 'unknown error')} (SQLSTATE {code})"
     elif isinstance(exc, (OSError, pg8000.exceptions.InterfaceError)):
         kind = UNREACHABLE

@@ -174,9 +174,18 @@ def _client_id(values: Mapping[str, Any]) -> str | None:
         return None
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidParameter("clientId", "must be a non-empty workspace id")
-    if len(raw) > MAX_CLIENT_ID_LENGTH or "\x00" in raw:
-        raise InvalidParameter("clientId", f"must be at most {MAX_CLIENT_ID_LENGTH} characters, without NUL")
+    if len(raw) > MAX_CLIENT_ID_LENGTH or "\x00" in raw or not _encodable(raw):
+        raise InvalidParameter("clientId", f"must be at most {MAX_CLIENT_ID_LENGTH} characters of valid text, no NUL")
     return raw.strip()
+
+
+def _encodable(text: str) -> bool:
+    """False for text with lone surrogates (a JSON body may carry them; PostgreSQL cannot store them)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _integer(values: Mapping[str, Any], name: str, default: int, bounds: tuple[int, int]) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from lib.deadline import Deadline
 from lib.errors import ProviderError
@@ -108,6 +109,8 @@ def refresh_workspace(candidate: Candidate, ctx: RefreshContext, now: datetime) 
         message = f"Unsupported calendar link. Supported: Calendly, HubSpot, or GoHighLevel. URL: {url}"
         return row.unsupported_link(link.id, calendar_type, url, _clip(message))
     calendar_type = calendar_type.lower()
+    if not _well_formed(url):
+        return row.provider_failure(link.id, calendar_type, url, _clip(f"Invalid calendar link URL: {url}"))
     try:
         result = _fetch(candidate, ctx, url, calendar_type, window)
     except ProviderError as exc:
@@ -172,6 +175,16 @@ def _reusable_meta(candidate: Candidate, url: str) -> dict[str, Any]:
     if cache.calendar_link_id != link.id or normalize_calendar_url(cache.calendar_url) != url:
         return {}
     return cache.provider_meta
+
+
+def _well_formed(url: str) -> bool:
+    """Whether the URL's host and port can be read (a typed link like `https://[::1/x` cannot)."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError:
+        return False
+    return bool(parts.hostname)
 
 
 def _text(value: Any) -> str | None:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from lib.config import Settings
-from lib.db import Database, connect
+from lib.db import CONNECTION_LOST, UNREACHABLE, Database, connect
 from lib.deadline import Deadline
 from lib.errors import DatabaseError, LockLostError
 from lib.lock import advisory_lock, lock_key
@@ -40,6 +40,7 @@ MAX_WARNINGS_PER_RUN = 20
 HEARTBEAT_INTERVAL_S = 2.0
 HEARTBEAT_SQL = "SELECT 1"
 LOCK_LOST = "Lock lost"
+SESSION_ENDED_KINDS = frozenset({UNREACHABLE, CONNECTION_LOST})
 LOCK_LOST_DETAIL = "the database connection holding the run's lock failed mid-run; nothing more was written"
 OVERRAN_ERROR = "Refresh did not finish before the run's deadline"
 
@@ -225,6 +226,8 @@ class _BatchWriter:
         try:
             result = statement()
         except DatabaseError as exc:
+            if exc.kind not in SESSION_ENDED_KINDS:
+                raise  # the statement failed but the session, and so the lock, is intact
             raise LockLostError(LOCK_LOST, f"{LOCK_LOST_DETAIL} ({exc.kind})") from exc
         self._last_contact = time.monotonic()
         return result

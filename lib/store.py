@@ -197,7 +197,7 @@ def timestamp_text(moment: datetime) -> str:
 
 
 def _row_json(outcome: RefreshOutcome) -> str:
-    return json.dumps(
+    row = _storable(
         {
             "id": str(uuid.uuid4()),
             "clientId": outcome.client_id,
@@ -207,14 +207,29 @@ def _row_json(outcome: RefreshOutcome) -> str:
             "slotDurationMinutes": outcome.slot_duration_minutes,
             "rangeStart": timestamp_text(outcome.fetched_at),
             "rangeEnd": timestamp_text(outcome.range_end),
-            "slotsUtc": list(outcome.slots),
             "providerMeta": outcome.provider_meta,
             "fetchedAt": timestamp_text(outcome.fetched_at),
             "staleAt": timestamp_text(outcome.stale_at),
             "lastError": outcome.last_error,
-        },
-        separators=(",", ":"),
+        }
     )
+    row["slotsUtc"] = list(outcome.slots)  # our own ISO text (lib/slots.py): always storable
+    return json.dumps(row, separators=(",", ":"))
+
+
+def _storable(value: Any) -> Any:
+    """`value` with every text PostgreSQL can store: NUL removed, lone surrogates replaced.
+
+    Provider answers and tenant URLs end up in lastError and providerMeta; one such character in
+    one row would fail the whole multi-row statement, and with it the batch.
+    """
+    if isinstance(value, str):
+        return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(item) for item in value]
+    return value
 
 
 def _utc(value: datetime | None) -> datetime | None:

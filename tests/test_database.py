@@ -5,12 +5,17 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from devtools.pgserver import SCHEMA_FILE, admin_connection, create_database, database_url, drop_database, free_port
+from lib.db import connect
 from lib.dburl import parse_database_url
 from lib.errors import ConfigError
+from lib.options import Source
+from lib.outcome import Outcome, RefreshOutcome
+from lib.store import write_outcomes
 from tests.conftest import bearer
 from tests.helpers import run_cron
 
@@ -143,3 +148,37 @@ def test_invalid_database_urls_name_the_variable_not_the_value(url):
         parse_database_url(url, variable="DIRECT_URL")
     assert raised.value.variable == "DIRECT_URL"
     assert url not in str(raised.value)
+
+
+def test_text_postgresql_cannot_store_never_fails_a_batch(seed, db_url):
+    now = datetime.now(UTC)
+    for client_id in ("bad", "good"):
+        seed.client(client_id)
+    hostile = "nul\x00 and a lone \ud800 surrogate"
+    outcomes = [
+        RefreshOutcome(
+            client_id,
+            Outcome.FAILED,
+            now,
+            now + timedelta(minutes=1),
+            now + timedelta(days=30),
+            error,
+            None,
+            "ghl",
+            url,
+            30,
+            (),
+            meta,
+            keeps_previous_slots=keeps,
+        )
+        for client_id, error, url, meta, keeps in (
+            ("bad", hostile, "https://x/" + hostile, {"ghlCalendarId": hostile, hostile: [hostile]}, False),
+            ("good", "HTTP 503", "https://x/y", None, True),
+        )
+    ]
+    with connect(parse_database_url(db_url, variable="DATABASE_URL"), timeout_s=5) as db:
+        assert write_outcomes(db, Source.DEFAULT, outcomes) == {"bad", "good"}
+    bad = seed.row("bad")
+    assert bad.last_error == "nul and a lone ? surrogate"
+    assert bad.provider_meta == {"ghlCalendarId": bad.last_error, bad.last_error: [bad.last_error]}
+    assert "\x00" not in bad.calendar_url and seed.row("good").last_error == "HTTP 503"

@@ -168,7 +168,6 @@ def test_arbitrary_requests_get_only_documented_statuses(
             assert body["success"] is True
 
 
-@pytest.mark.xfail(strict=True, reason="a clientId with a lone surrogate passes option parsing and fails the run (500)")
 def test_a_client_id_postgresql_cannot_encode_is_a_400(client: Any) -> None:
     response = client.post(
         "/",
@@ -177,6 +176,7 @@ def test_a_client_id_postgresql_cannot_encode_is_a_400(client: Any) -> None:
         headers={"Authorization": f"Bearer {SECRET}"},
     )
     assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.get_json()["param"] == "clientId"
 
 
 # --- provider payloads ----------------------------------------------------------------------------------

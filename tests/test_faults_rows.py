@@ -115,6 +115,8 @@ def test_bad_rows_are_per_workspace_outcomes_never_a_failed_run(
     assert stored["url-empty"].last_error == NO_DEFAULT_LINK_ERROR
     assert stored["duration-2147483648"].last_error.startswith("Unsupported meeting duration (-2147483648m)")
     assert stored["url-enormous-hubspot"].calendar_url.endswith("x" * 1000)
+    for broken in ("url-broken-ipv6-ghl", "url-broken-ipv6-hubspot", "url-broken-ipv6-calendly", "url-bad-port"):
+        assert stored[broken].last_error.startswith("Invalid calendar link URL: https://"), broken
     # The same bad rows again (backoffs now apply), and a run of one odd workspace by its id.
     again = run_cron(client, "timeBudgetMs=10000&concurrency=40")
     assert_invariants(again)
