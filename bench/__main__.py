@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     args.command = "python -m bench " + shlex.join(argv)
+    args.load_at_start = os.getloadavg()  # other work on the machine makes every figure noisier
+    args.output.parent.mkdir(parents=True, exist_ok=True)  # the profile is written there before the JSON
     started = datetime.now(UTC)
     groups = build_groups(args, started.date())
     say = _printer()
@@ -184,7 +186,12 @@ def _finish(
         "command": args.command,
         "started_at": started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_at_end": os.getloadavg()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_at_start": args.load_at_start,
+            "load_at_end": os.getloadavg(),
+        },
         "groups": [asdict(g) | {"profile_path": str(g.profile_path) if g.profile_path else None} for g in groups],
         "scenarios": scenarios,
         "warm_up": [group.warm_up for group in results],

@@ -50,6 +50,12 @@ class RunFigures:
     def done(self) -> int:
         return self.refreshed + self.failed
 
+    @property
+    def per(self) -> int:
+        """The divisor of every per-workspace figure: the workspaces this run wrote, not the N seeded, so a
+        run cut short by its budget is not flattered."""
+        return max(1, self.done)
+
 
 @dataclass(frozen=True)
 class ScenarioResult:
@@ -101,15 +107,15 @@ def summarize(
         "workspaces_per_s": spread(changed, lambda r: r.done / r.wall_s),
         "efficiency": spread(changed, lambda r: r.done * latency_s / concurrency / r.wall_s),
         "request_efficiency": spread(changed, lambda r: r.provider_requests * latency_s / concurrency / r.wall_s),
-        "cpu_ms_per_workspace": spread(changed, lambda r: r.cpu_s * 1000 / max(1, r.done)),
-        "db_round_trips_per_workspace": spread(changed, lambda r: r.db_round_trips / workspaces),
-        "db_statements_per_workspace": spread(changed, lambda r: r.db_statements / workspaces),
-        "wal_bytes_per_workspace_changed": spread(changed, lambda r: r.wal_bytes / workspaces),
-        "wal_bytes_per_workspace_unchanged": spread(unchanged, lambda r: r.wal_bytes / workspaces),
-        "wal_fpi_per_workspace_changed": spread(changed, lambda r: r.wal_fpi / workspaces),
-        "wal_fpi_per_workspace_unchanged": spread(unchanged, lambda r: r.wal_fpi / workspaces),
+        "cpu_ms_per_workspace": spread(changed, lambda r: r.cpu_s * 1000 / r.per),
+        "db_round_trips_per_workspace": spread(changed, lambda r: r.db_round_trips / r.per),
+        "db_statements_per_workspace": spread(changed, lambda r: r.db_statements / r.per),
+        "wal_bytes_per_workspace_changed": spread(changed, lambda r: r.wal_bytes / r.per),
+        "wal_bytes_per_workspace_unchanged": spread(unchanged, lambda r: r.wal_bytes / r.per),
+        "wal_fpi_per_workspace_changed": spread(changed, lambda r: r.wal_fpi / r.per),
+        "wal_fpi_per_workspace_unchanged": spread(unchanged, lambda r: r.wal_fpi / r.per),
         "peak_rss_mb": spread(changed, lambda r: r.peak_rss_mb),
-        "provider_requests_per_workspace": spread(changed, lambda r: r.provider_requests / workspaces),
+        "provider_requests_per_workspace": spread(changed, lambda r: r.provider_requests / r.per),
         "sandbox_cpu_share": spread(changed, lambda r: r.sandbox_cpu_s / r.wall_s),
         "finished_within_budget": all(run.finished_within_budget for run in changed + unchanged),
         "refreshed_min": min((run.refreshed for run in changed + unchanged), default=0),
@@ -132,6 +138,7 @@ _COLUMNS = (
     ("WAL B/ws same", 13),
     ("RSS MB", 6),
     ("req/ws", 6),
+    ("sbx CPU", 7),
     ("budget", 6),
     ("ok/failed", 11),
 )
@@ -157,6 +164,7 @@ def table(results: Sequence[ScenarioResult]) -> str:
             f"{r.wal_bytes_per_workspace_unchanged.median:.0f}",
             f"{r.peak_rss_mb.median:.0f}",
             f"{r.provider_requests_per_workspace.median:.2f}",
+            f"{r.sandbox_cpu_share.median:.2f}",
             "yes" if r.finished_within_budget else "NO",
             f"{r.refreshed_min}/{r.failed_max}",
         )
