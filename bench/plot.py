@@ -30,8 +30,10 @@ def plot_throughput(results: Sequence[ScenarioResult], path: Path) -> Path:
         line = axes.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, label=label)
         if latency_ms not in ideal_drawn:
             ideal_drawn.add(latency_ms)
-            ideal = [c / (latency_ms / 1000) for c in xs]
-            axes.plot(xs, ideal, "--", color=line[0].get_color(), alpha=0.5, label=f"ideal C/L, L={latency_ms:g} ms")
+            every_c = sorted({r.concurrency for r in results if r.latency_ms == latency_ms})
+            ideal = [c / (latency_ms / 1000) for c in every_c]
+            label = f"network ideal C/L, L={latency_ms:g} ms"
+            axes.plot(every_c, ideal, "--x", color=line[0].get_color(), alpha=0.5, label=label)
     axes.set_xlabel("concurrency C")
     axes.set_ylabel("workspaces per second")
     axes.set_title("availability-cron refresh throughput (median)")
