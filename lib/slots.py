@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 from lib.errors import ProviderResponseError
 
@@ -44,6 +45,17 @@ def parse_instant_ms(text: object) -> int:
     """Epoch ms of an ISO-8601 timestamp that carries an offset; anything else is a ProviderResponseError."""
     if not isinstance(text, str) or len(text) > 64:
         raise ProviderResponseError(f"slot time is not a timestamp string: {_preview(text)}")
+    return _parse_cached(text)
+
+
+# Slots sit on a shared grid (every quarter hour of the next month), so a few thousand distinct
+# texts and instants cover every workspace of a run: caching them turns the per-slot parsing and
+# formatting, the largest CPU cost of a refresh, into dictionary lookups. Bounded; thread-safe.
+_CACHE_SIZE = 1 << 15
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _parse_cached(text: str) -> int:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
@@ -62,6 +74,7 @@ def checked_ms(value: object) -> int:
     return int(value)
 
 
+@lru_cache(maxsize=_CACHE_SIZE)
 def iso_from_ms(ms: int) -> str:
     """The cache's exact form, as JavaScript's toISOString writes it: YYYY-MM-DDTHH:MM:SS.sssZ."""
     moment = _EPOCH + timedelta(milliseconds=ms)

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from time import monotonic
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -21,6 +22,7 @@ from lib.options import parse_options
 from lib.providers import calendly, ghl
 from lib.providers.base import FetchContext
 from lib.providers.http import HttpClient
+from lib.providers.hubspot import months_touched
 from lib.run import run
 from lib.slots import Window, to_ms
 from sandbox.providers import Fault, ProviderSandbox, weekday_slots
@@ -292,14 +294,26 @@ def test_hubspot_unknown_slug_fails_clearly(client, seed, sandbox):
     assert seed.row("c1").last_error == "HubSpot meetings link not found: slug 'ghost' does not exist"
 
 
-def test_hubspot_stops_when_no_more_months_follow(client, seed, sandbox):
+def test_hubspot_asks_for_every_month_at_once_and_reads_until_no_more_follow(client, seed, sandbox):
     now = datetime.now(UTC)
     sandbox.add_hubspot_link("soon", [now + timedelta(hours=2)])
     seed.client("c1")
     seed.link("c1", "https://meetings.hubspot.com/soon")
     assert run_cron(client)["refreshed"] == 1
-    assert sandbox.requests_for("soon") == 1
+    # The later months are requested alongside the first (one round trip of latency), then ignored
+    # because month 0 said hasMore: false.
+    assert sandbox.requests_for("soon") == months_touched(Window.ahead(now, 30))
     assert seed.row("c1").slots == [iso(now + timedelta(hours=2))]
+
+
+def test_hubspot_months_cost_one_round_trip_of_latency(client, seed, sandbox):
+    sandbox.add_hubspot_link("slow", weekday_slots(datetime.now(UTC), 40, timezone="UTC"), fault=Fault(latency_s=1.0))
+    seed.client("c1")
+    seed.link("c1", "https://meetings.hubspot.com/slow")
+    started = monotonic()
+    assert run_cron(client)["refreshed"] == 1
+    assert sandbox.requests_for("slow") >= 2
+    assert monotonic() - started < 1.9  # two months one after the other would take 2 s
 
 
 def test_hubspot_long_window_reads_every_month(client, seed, sandbox, monkeypatch):
@@ -312,7 +326,7 @@ def test_hubspot_long_window_reads_every_month(client, seed, sandbox, monkeypatc
     row = seed.row("c1")
     assert row.slots == offered(free, row.range_start, 90)
     offsets = [int(q["monthOffset"]) for q in queries(sandbox, "availability-page")]
-    assert offsets == list(range(len(offsets)))
+    assert sorted(offsets) == list(range(len(offsets)))  # each month once (asked for at the same time)
     assert len(offsets) >= 4  # a 90-day window touches at least four calendar months
 
 

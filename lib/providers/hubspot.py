@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC
+from functools import partial
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from lib.config import DEFAULT_HUBSPOT_BASE_URL
-from lib.errors import ProviderError, ProviderHTTPError
+from lib.errors import ProviderError, ProviderHTTPError, ProviderTimeout
 from lib.providers.base import FetchContext, ProviderResult, expect_dict, expect_list
 from lib.slots import Window, checked_ms, unique_instants
 
@@ -65,32 +68,59 @@ def booking_headers(url: str) -> dict[str, str]:
 
 def fetch_slots(ctx: FetchContext, url: str) -> ProviderResult:
     """Every 30-minute availability in the window: month 0, 1, ... while HubSpot says more follow
-    and the window still reaches that month."""
+    and the window still reaches that month.
+
+    The later months are asked for at the same time as the first (on the HTTP client's helper
+    threads), so a window spanning two months costs one round trip of latency, not two; a page
+    after one that says `hasMore: false` is ignored, failed or not.
+    """
     slug = meeting_slug(url)
     if slug is None:
         raise ProviderError(f"{NAME} link has no meetings slug: {url}")
-    base = api_base_url(url, ctx.base_url)
-    headers = booking_headers(url)
+    base, headers = api_base_url(url, ctx.base_url), booking_headers(url)
+
+    def month(offset: int) -> AvailabilityPage:
+        return _month(ctx, base, slug, headers, offset)
+
+    later = [ctx.http.alongside(partial(month, offset)) for offset in range(1, months_touched(ctx.window))]
     instants: list[int] = []
-    for offset in range(months_touched(ctx.window)):
-        try:
-            data = ctx.http.get_json(
-                f"{base}/meetings-public/v3/book/availability-page",
-                params={"slug": slug, "monthOffset": str(offset), "timezone": "UTC"},
-                deadline=ctx.deadline,
-                cap_s=TIMEOUT_S,
-                what=f"{NAME} availability-page (month {offset})",
-                headers=headers,
-            )
-        except ProviderHTTPError as exc:
-            if exc.status == 404:  # HubSpot's "slug does not exist"
-                raise ProviderError(f"{NAME} meetings link not found: slug {slug!r} does not exist") from exc
-            raise
-        page = parse_availability_page(data)
+    try:
+        page = month(0)
         instants.extend(page.starts_ms)
-        if not page.has_more:
-            break
+        for pending in later:
+            if not page.has_more:
+                break
+            page = _result(pending, ctx)
+            instants.extend(page.starts_ms)
+    finally:
+        for pending in later:
+            pending.cancel()
     return ProviderResult(unique_instants(instants), {})
+
+
+def _month(ctx: FetchContext, base: str, slug: str, headers: dict[str, str], offset: int) -> AvailabilityPage:
+    try:
+        data = ctx.http.get_json(
+            f"{base}/meetings-public/v3/book/availability-page",
+            params={"slug": slug, "monthOffset": str(offset), "timezone": "UTC"},
+            deadline=ctx.deadline,
+            cap_s=TIMEOUT_S,
+            what=f"{NAME} availability-page (month {offset})",
+            headers=headers,
+        )
+    except ProviderHTTPError as exc:
+        if exc.status == 404:  # HubSpot's "slug does not exist"
+            raise ProviderError(f"{NAME} meetings link not found: slug {slug!r} does not exist") from exc
+        raise
+    return parse_availability_page(data)
+
+
+def _result(pending: Future[AvailabilityPage], ctx: FetchContext) -> AvailabilityPage:
+    # The request itself ends by the deadline; the extra second covers the hand-over between threads.
+    try:
+        return pending.result(timeout=max(0.0, ctx.deadline.remaining()) + 1.0)
+    except FutureTimeout as exc:
+        raise ProviderTimeout(f"{NAME} availability-page: no answer before the run's deadline") from exc
 
 
 def months_touched(window: Window) -> int:
