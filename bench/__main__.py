@@ -184,6 +184,7 @@ def _finish(
     print(f"cold start: {cold.importtime_total_ms:.0f} ms imports, {cold.import_wall_ms:.0f} ms wall")
     document: dict[str, Any] = {
         "command": args.command,
+        "code": _code_version(),
         "started_at": started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
         "machine": {
@@ -209,6 +210,18 @@ def _finish(
     write_json(args.output, document)
     print(f"\nwrote {args.output}" + (f" and {document['plot']}" if "plot" in document else ""))
     return 0
+
+
+def _code_version() -> str:
+    """The commit measured, and whether lib/ or main.py had uncommitted changes (they are measured too)."""
+    import subprocess
+
+    def git(*words: str) -> str:
+        result = subprocess.run(["git", *words], cwd=ROOT, capture_output=True, text=True, check=False)
+        return result.stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "lib", "main.py")
+    return git("rev-parse", "--short", "HEAD") + (" + uncommitted changes in lib/" if dirty else "")
 
 
 def _print_profile(profile: dict[str, Any]) -> None:
