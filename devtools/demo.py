@@ -39,7 +39,9 @@ def seed_demo(connection: pg8000.native.Connection) -> int:
     extras = (
         ("broken-unsupported", "https://example.com/book-a-call", "unknown", 30),
         ("broken-hubspot", f"https://meetings.hubspot.com/{BROKEN_HUBSPOT_SLUG}", "hubspot", 30),
-        ("broken-no-calendar-id", "https://link.agency-brand.com/widget/bookings/sales-team", "ghl", 30),
+        # A white-label booking page that is down. On 127.0.0.1 (nothing listens on port 9) so the
+        # failure is real without a DNS query or a packet leaving the machine.
+        ("broken-page-down", "http://127.0.0.1:9/widget/bookings/sales-team", "ghl", 30),
         ("long-meetings", "https://calendly.com/dune-long/strategy-session", "calendly", 60),
     )
     for client_id, url, link_type, minutes in extras:

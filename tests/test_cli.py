@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 
 import requests
 
+from devtools.demo import BROKEN_HUBSPOT_SLUG, seed_demo
 from devtools.local_run import start_function, wait_until_serving
 from devtools.pgserver import free_port
-from sandbox.providers import weekday_slots
+from sandbox.providers import Fault, ProviderSandbox, weekday_slots
 from tests.conftest import SECRET
+from tests.helpers import run_cron
 
 
 def test_functions_framework_command_serves_the_function(env, seed, sandbox):
@@ -36,3 +38,19 @@ def test_functions_framework_command_serves_the_function(env, seed, sandbox):
         server.terminate()
         output = b"".join(part or b"" for part in server.communicate(timeout=10)).decode(errors="replace")
     assert SECRET not in output
+
+
+def test_the_demo_refreshes_locally_and_fails_only_where_it_is_broken_on_purpose(client, seed, monkeypatch):
+    # The sandbox as `make run` starts it: every unknown calendar generated, the broken one failing.
+    with ProviderSandbox(generate_unknown=True) as sandbox:
+        sandbox.set_fault(BROKEN_HUBSPOT_SLUG, Fault(status=500))
+        for name in ("CALENDLY_BASE_URL", "HUBSPOT_BASE_URL", "GHL_BASE_URL"):
+            monkeypatch.setenv(name, sandbox.base_url)
+        assert seed_demo(seed.connection) == 36
+        report = run_cron(client)
+    assert (report["checked"], report["skippedUnsupportedDuration"]) == (36, 1)
+    failed = sorted(error.split(":", 1)[0] for error in report["errors"])
+    assert failed == ["broken-hubspot", "broken-page-down", "broken-unsupported"]
+    # Nothing was looked up or fetched outside this machine.
+    assert not [error for error in report["errors"] if "NameResolution" in error or "getaddrinfo" in error]
+    assert report["refreshed"] == 32
