@@ -4,8 +4,10 @@ functions-framework app."""
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,36 @@ from tests.dbtools import Seeder
 TEMPLATE_DB = "availability_cron_template"
 SECRET = "test-cron-secret-6f1d2c"
 _database_numbers = itertools.count()
+
+
+LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+@pytest.fixture(autouse=True)
+def no_name_lookups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never reach the internet, not even its DNS: any name but localhost fails to resolve, as
+    an unknown name would (IP literals still work: they need no lookup)."""
+    resolve = socket.getaddrinfo
+
+    def local_only(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        if not _is_address(name) and name.lower().rstrip(".") not in LOCAL_NAMES:
+            raise socket.gaierror(socket.EAI_NONAME, f"tests resolve no names ({name!r})")
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", local_only)
+
+
+def _is_address(name: str) -> bool:
+    """An IP literal, including the numeric IPv4 forms inet_aton reads (2130706433, 0x7f.1): no lookup."""
+    try:
+        ipaddress.ip_address(name.strip("[]").split("%", 1)[0])
+    except ValueError:
+        try:
+            socket.inet_aton(name)
+        except OSError:
+            return False
+    return True
 
 
 @pytest.fixture(scope="session")
