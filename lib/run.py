@@ -24,7 +24,7 @@ from lib.refresh import RefreshContext, provider_key, refresh_workspace, unfinis
 from lib.report import Report, SkipReason, Tally, skipped
 from lib.schedule import plan
 from lib.store import load_candidates, read_metrics, write_outcomes
-from lib.throttle import automatic_provider_cap
+from lib.throttle import Cooldown, automatic_provider_cap
 
 log = logging.getLogger(__name__)
 
@@ -122,17 +122,7 @@ def _locked_run(
     schedule = plan(candidates, mode=options.mode, limit=options.limit, now=run.clock(), source=options.source)
     options = options.with_concurrency(len(schedule.queue))
     assert options.concurrency is not None
-    context = RefreshContext(
-        http=run.http,
-        deadline=run.deadline.earlier_by(WRITE_RESERVE_S),
-        source=options.source,
-        lookahead_days=settings.lookahead_days,
-        cache_ttl=timedelta(milliseconds=settings.cache_ttl_ms),
-        calendly_base_url=settings.calendly_base_url,
-        hubspot_base_url=settings.hubspot_base_url,
-        ghl_base_url=settings.ghl_base_url,
-        allow_private_network=settings.allow_private_network,
-    )
+    context = _refresh_context(settings, options, run)
     tally = Tally()
     writer = _BatchWriter(db, options)
 
@@ -160,11 +150,7 @@ def _locked_run(
     for candidate in pool.overran:
         collect(unfinished_refresh(candidate, context, run.clock(), OVERRAN_ERROR))
     writer.flush()
-    unlogged = tally.counts[Outcome.FAILED] - MAX_WARNINGS_PER_RUN
-    if unlogged > 0:
-        log_event(log, logging.WARNING, "workspace_failures_not_logged", count=unlogged, detail="see the report")
-    for cooldown in pool.cooldowns:
-        log_event(log, logging.WARNING, "provider_cooldown", **cooldown.as_report())
+    _log_what_warnings_left_out(tally, pool.cooldowns)
     within_budget = pool.not_started == 0 and not pool.overran and not run.deadline.expired()
     finished_at = run.clock()
     return Report(
@@ -181,6 +167,29 @@ def _locked_run(
         duration_ms=int((time.monotonic() - run.started) * 1000),
         finished_at=finished_at,
     )
+
+
+def _refresh_context(settings: Settings, options: RunOptions, run: _RunContext) -> RefreshContext:
+    return RefreshContext(
+        http=run.http,
+        deadline=run.deadline.earlier_by(WRITE_RESERVE_S),
+        source=options.source,
+        lookahead_days=settings.lookahead_days,
+        cache_ttl=timedelta(milliseconds=settings.cache_ttl_ms),
+        calendly_base_url=settings.calendly_base_url,
+        hubspot_base_url=settings.hubspot_base_url,
+        ghl_base_url=settings.ghl_base_url,
+        allow_private_network=settings.allow_private_network,
+    )
+
+
+def _log_what_warnings_left_out(tally: Tally, cooldowns: Sequence[Cooldown]) -> None:
+    """The failures beyond the per-run bound of warnings, counted, and each provider cool-down."""
+    unlogged = tally.counts[Outcome.FAILED] - MAX_WARNINGS_PER_RUN
+    if unlogged > 0:
+        log_event(log, logging.WARNING, "workspace_failures_not_logged", count=unlogged, detail="see the report")
+    for cooldown in cooldowns:
+        log_event(log, logging.WARNING, "provider_cooldown", **cooldown.as_report())
 
 
 class _BatchWriter:
