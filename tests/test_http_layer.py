@@ -132,8 +132,14 @@ def test_connection_refused_is_retried_then_reported(sandbox):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with pytest.raises(ProviderError, match="connection failed"):
+    with pytest.raises(ProviderError, match=r"^Nowhere: connection failed \(connection refused\)$"):
         HttpClient().get_json(f"http://127.0.0.1:{port}/x", deadline=Deadline.after(10), cap_s=2, what="Nowhere")
+
+
+def test_a_host_name_that_does_not_resolve_is_said_in_words():
+    # No lookup leaves the machine: the tests' resolver knows no names but localhost.
+    with pytest.raises(ProviderError, match=r"^Nowhere: connection failed \(the host name does not resolve\)$"):
+        HttpClient().get_json("http://calendar.example/x", deadline=Deadline.after(10), cap_s=2, what="Nowhere")
 
 
 def test_a_run_with_a_rate_limited_provider_fails_only_that_workspace(client, seed, sandbox):

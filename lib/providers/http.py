@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import random
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -35,6 +37,7 @@ USER_AGENT = "availability-cron/1.0 (+calendar availability cache refresher)"
 # Threads for the extra requests of one refresh (HttpClient.alongside), shared by all workers.
 HELPER_THREADS = 64
 _T = TypeVar("_T")
+MAX_CAUSES = 10
 MAX_RESPONSE_BYTES = 5 * 1024 * 1024
 CHUNK_BYTES = 64 * 1024
 # Below this much time left a request is not worth starting.
@@ -289,5 +292,28 @@ def _wait_text(wait: float | None) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc)
+    """The root cause in a few words for lastError ("connection refused"), not urllib3's wrapping of it."""
+    cause: BaseException | None = exc
+    for _ in range(MAX_CAUSES):  # a bounded walk: chains can, in principle, loop
+        if cause is None:
+            break
+        if isinstance(cause, socket.gaierror):
+            return "the host name does not resolve"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, ConnectionResetError):
+            return "connection reset"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS error: {_clipped(cause.reason or str(cause))}"
+        cause = cause.__cause__ or cause.__context__ or _wrapped_reason(cause)
+    return _clipped(str(exc))
+
+
+def _wrapped_reason(exc: BaseException) -> BaseException | None:
+    # urllib3's MaxRetryError keeps the underlying error in `reason`, not in __cause__.
+    reason = getattr(exc, "reason", None)
+    return reason if isinstance(reason, BaseException) else None
+
+
+def _clipped(text: str) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
