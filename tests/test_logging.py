@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -19,6 +17,7 @@ from devtools.pgserver import free_port
 from lib import logs
 from lib.run import MAX_WARNINGS_PER_RUN
 from tests.conftest import SECRET, bearer
+from tests.local_http import LocalHttpServer, QuietHandler
 
 PROJECT = "acme-prod"
 TRACE_ID = "105445aa7843bc8bf206b12000100000"
@@ -134,7 +133,7 @@ class MetadataServer:
         self.requests = 0
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 owner.requests += 1
                 good = self.path == logs.METADATA_PROJECT_PATH and self.headers.get("Metadata-Flavor") == "Google"
@@ -144,18 +143,11 @@ class MetadataServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet."""
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
-        self._thread.start()
+        self._server = LocalHttpServer(Handler)
+        self.host = f"127.0.0.1:{self._server.port}"
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._server.stop()
 
 
 def test_on_cloud_run_without_a_project_variable_the_metadata_server_names_it(client, monkeypatch, capfd):

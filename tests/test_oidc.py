@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from lib import oidc
 from lib.config import IdTokenSettings
 from lib.logs import configure_logging
 from tests.conftest import SECRET, bearer
+from tests.local_http import LocalHttpServer, QuietHandler
 
 OPERATOR = "operator@example.com"
 SCHEDULER = "cron-invoker@my-project.iam.gserviceaccount.com"
@@ -109,7 +109,7 @@ class CertServer:
         self._lock = threading.Lock()
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 with owner._lock:
                     owner.requests += 1
@@ -122,19 +122,11 @@ class CertServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet."""
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/oauth2/v1/certs"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
-        self._thread.start()
+        self._server = LocalHttpServer(Handler)
+        self.url = f"{self._server.base_url}/oauth2/v1/certs"
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._server.stop()
 
 
 @pytest.fixture

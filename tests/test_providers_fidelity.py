@@ -4,10 +4,8 @@ daylight-saving crossing end to end, a redirect to a private address and a long 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from time import monotonic
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -27,6 +25,7 @@ from lib.run import run
 from lib.slots import Window, to_ms
 from sandbox.providers import Fault, ProviderSandbox, weekday_slots
 from tests.helpers import hours_from_now, iso, run_cron
+from tests.local_http import Canary
 
 GHL_ID = "xqwSvxDlit1P0lTnTrfx"
 OTHER_GHL_ID = "OtherCalendar0000000000"
@@ -545,26 +544,13 @@ def test_a_refresh_across_daylight_saving_changes_stores_the_offered_instants_in
 
 
 @pytest.fixture
-def canary() -> Iterator[tuple[str, list[str]]]:
+def canary() -> Iterator[Canary]:
     """A listener on 127.0.0.1 that records every request it gets (none should arrive)."""
-    hits: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            hits.append(self.path)
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = Canary()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", hits
+        yield server
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
 
 
 @pytest.mark.parametrize("target", ["canary", "http://169.254.169.254/computeMetadata/v1/"])
@@ -572,8 +558,7 @@ def test_a_booking_page_redirecting_to_a_private_address_is_refused(
     client, seed, sandbox_proxy, monkeypatch, canary, target
 ):
     monkeypatch.setenv("ALLOW_PRIVATE_NETWORK", "false")
-    canary_url, hits = canary
-    location = f"{canary_url}/latest/meta-data/" if target == "canary" else target
+    location = f"{canary.base_url}/latest/meta-data/" if target == "canary" else target
     sandbox_proxy.add_ghl_booking_page("/widget/bookings/acme", GHL_ID)
     sandbox_proxy.set_fault("/widget/bookings/acme", Fault(status=302, headers=(("Location", location),)))
     seed.client("c1")
@@ -585,7 +570,7 @@ def test_a_booking_page_redirecting_to_a_private_address_is_refused(
     assert error.startswith("Blocked URL: ")
     assert "resolves to a non-public address" in error
     assert sandbox_proxy.requests_for("/widget/bookings/acme") == 1
-    assert hits == []
+    assert canary.hits == []
 
 
 def _rate_limited(sandbox: ProviderSandbox, provider: str) -> tuple[str, str, dict[str, Any]]:

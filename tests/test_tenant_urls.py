@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -15,6 +13,7 @@ from lib.providers.http import HttpClient
 from lib.providers.netguard import BlockedUrlError, check_tenant_url
 from sandbox.providers import weekday_slots
 from tests.helpers import run_cron
+from tests.local_http import Canary, redirector
 
 GHL_ID = "xqwSvxDlit1P0lTnTrfx"
 
@@ -72,39 +71,23 @@ def test_internal_and_non_http_urls_are_blocked(url):
 
 
 @pytest.fixture
-def canary() -> Iterator[list[str]]:
+def canary() -> Iterator[Canary]:
     """A listener on 127.0.0.1 that records every request it gets (none should arrive)."""
-    hits: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            hits.append(self.path)
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    hits.append(f"port:{server.server_address[1]}")
+    server = Canary()
     try:
-        yield hits
+        yield server
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
 
 
 def test_a_private_booking_page_is_refused_without_a_request(client, seed, monkeypatch, canary):
     monkeypatch.setenv("ALLOW_PRIVATE_NETWORK", "false")
-    port = canary[0].split(":")[1]
     seed.client("c1")
-    seed.link("c1", f"http://127.0.0.1:{port}/widget/bookings/sales", link_type="ghl")
+    seed.link("c1", f"{canary.base_url}/widget/bookings/sales", link_type="ghl")
     report = run_cron(client)
     assert report["failed"] == 1
     assert "Blocked URL" in seed.row("c1").last_error
-    assert canary[1:] == []
+    assert canary.hits == []
 
 
 def test_every_redirect_hop_is_checked(monkeypatch):
@@ -118,23 +101,11 @@ def test_every_redirect_hop_is_checked(monkeypatch):
             check_tenant_url(url, allow_private=False)
 
     monkeypatch.setattr("lib.providers.http.check_tenant_url", guard)
-    start = _redirecting_server("http://169.254.169.254/latest/meta-data/")
-    with pytest.raises(BlockedUrlError, match="non-public"):
-        HttpClient().get_tenant_page(start, deadline=Deadline.after(5), cap_s=5, what="page", allow_private=False)
+    server = redirector("http://169.254.169.254/latest/meta-data/")
+    start = f"{server.base_url}/book"
+    try:
+        with pytest.raises(BlockedUrlError, match="non-public"):
+            HttpClient().get_tenant_page(start, deadline=Deadline.after(5), cap_s=5, what="page", allow_private=False)
+    finally:
+        server.stop()
     assert checked == [start, "http://169.254.169.254/latest/meta-data/"]
-
-
-def _redirecting_server(target: str) -> str:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(302)
-            self.send_header("Location", target)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}/book"
