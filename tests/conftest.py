@@ -18,6 +18,7 @@ import pytest
 from devtools.pgserver import EmbeddedPostgres, apply_schema, create_database, database_url, drop_database
 from sandbox.providers import ProviderSandbox
 from tests.dbtools import Seeder
+from tests.local_http import Canary
 
 TEMPLATE_DB = "availability_cron_template"
 SECRET = "test-cron-secret-6f1d2c"
@@ -132,6 +133,16 @@ def env(monkeypatch: pytest.MonkeyPatch, db_url: str, sandbox: ProviderSandbox) 
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     return values
+
+
+@pytest.fixture
+def canary() -> Iterator[Canary]:
+    """A listener on 127.0.0.1 that records every request it gets (none should arrive)."""
+    server = Canary()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

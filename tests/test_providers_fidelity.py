@@ -25,7 +25,6 @@ from lib.run import run
 from lib.slots import Window, to_ms
 from sandbox.providers import Fault, ProviderSandbox, weekday_slots
 from tests.helpers import hours_from_now, iso, run_cron
-from tests.local_http import Canary
 
 GHL_ID = "xqwSvxDlit1P0lTnTrfx"
 OTHER_GHL_ID = "OtherCalendar0000000000"
@@ -541,16 +540,6 @@ def test_a_refresh_across_daylight_saving_changes_stores_the_offered_instants_in
 
 
 # --- Redirects and rate limits -----------------------------------------------------------
-
-
-@pytest.fixture
-def canary() -> Iterator[Canary]:
-    """A listener on 127.0.0.1 that records every request it gets (none should arrive)."""
-    server = Canary()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize("target", ["canary", "http://169.254.169.254/computeMetadata/v1/"])

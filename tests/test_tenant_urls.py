@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -13,7 +12,7 @@ from lib.providers.http import HttpClient
 from lib.providers.netguard import BlockedUrlError, check_tenant_url
 from sandbox.providers import weekday_slots
 from tests.helpers import run_cron
-from tests.local_http import Canary, redirector
+from tests.local_http import redirector
 
 GHL_ID = "xqwSvxDlit1P0lTnTrfx"
 
@@ -68,16 +67,6 @@ def test_nuxt_extraction():
 def test_internal_and_non_http_urls_are_blocked(url):
     with pytest.raises(BlockedUrlError):
         check_tenant_url(url, allow_private=False)
-
-
-@pytest.fixture
-def canary() -> Iterator[Canary]:
-    """A listener on 127.0.0.1 that records every request it gets (none should arrive)."""
-    server = Canary()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_a_private_booking_page_is_refused_without_a_request(client, seed, monkeypatch, canary):
