@@ -1,7 +1,7 @@
 """Slot sets and the provider-shaped payloads built from them, as pure functions.
 
-Everything here is deterministic and free of I/O so the HTTP layer in
-`sandbox.providers` stays a thin router; shapes follow shared/spec/providers.md.
+Everything here is deterministic and free of I/O so the HTTP layer (`sandbox.dispatch`
+and the per-provider modules) stays a thin router; shapes follow shared/spec/providers.md.
 """
 
 from __future__ import annotations

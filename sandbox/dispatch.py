@@ -1,0 +1,76 @@
+"""One request end to end: route it to a provider, count and log it, then misbehave as told.
+
+Latency, faults and random 503s are applied here, the same way for every provider,
+so the per-provider modules only ever render the honest answer.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from sandbox import calendly, ghl, hubspot
+from sandbox.pages import page_route
+from sandbox.replies import Headers, Provider, Reply, Route, error, fault_reply, with_headers
+from sandbox.state import SandboxState
+
+
+def route(state: SandboxState, method: str, target: str) -> Route:
+    """Which provider and calendar key `target` concerns, and how to answer it."""
+    parts = urlsplit(target)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    segments = [unquote(s) for s in parts.path.split("/") if s]
+    if method != "GET":
+        return Route(Provider.NONE, None, lambda: error(Provider.NONE, 405))
+    # Booking pages live at arbitrary registered paths, so they win over the API patterns.
+    page = page_route(state, parts.path)
+    if page is not None:
+        return page
+    match segments:
+        case ["api", "booking", "event_types", "lookup"]:
+            return calendly.lookup_route(state, query)
+        case ["api", "booking", "event_types", event_uuid, "calendar", "range"]:
+            return calendly.range_route(state, event_uuid, query)
+        case ["api", "booking", "scheduling_links", slug]:
+            return Route(Provider.CALENDLY, slug, lambda: calendly.link_reply(state, slug))
+        case ["api", "booking", "profiles", slug]:
+            return Route(Provider.CALENDLY, slug, lambda: calendly.profile_reply(state, slug))
+        case ["api", "booking", "profiles", slug, "event_types"]:
+            return Route(Provider.CALENDLY, slug, lambda: calendly.profile_events_reply(state, slug))
+        case ["meetings-public", "v3", "book", "availability-page"]:
+            return hubspot.availability_route(state, query)
+        case ["calendars", calendar_id, "free-slots"]:
+            return ghl.free_slots_route(state, calendar_id, query)
+    return Route(Provider.NONE, None, lambda: error(Provider.NONE, 404, "not found"))
+
+
+def handle(state: SandboxState, method: str, target: str, headers: dict[str, str] | None = None) -> Reply | None:
+    """Answer one request, or None when the connection should just be dropped."""
+    found = route(state, method, target)
+    with state.lock:
+        state.total += 1
+        state.log.append((method, target))
+        state.header_log.append((target, headers or {}))
+        fault = None
+        if found.key is not None:
+            state.counts[found.key] += 1
+            fault = state.take_fault(found.key)
+        # A fault replaces the random failure, so a test that set one gets exactly it.
+        failing = (
+            fault is None and found.availability and state.failure_rate > 0 and state.rng.random() < state.failure_rate
+        )
+    # Sleeping on the stop event, not time.sleep, lets `stop()` release waiting handlers at once.
+    if state.latency_s and state.stopping.wait(state.latency_s):
+        return None
+    extra: Headers = ()
+    if fault is not None:
+        if fault.latency_s and state.stopping.wait(fault.latency_s):
+            return None
+        if fault.hang:
+            state.stopping.wait()
+            return None
+        if fault.status is not None or fault.body is not None:
+            return fault_reply(found.provider, fault)
+        extra = fault.headers
+    if failing:
+        return with_headers(error(found.provider, 503), (("Retry-After", "1"),))
+    return with_headers(found.render(), extra)
