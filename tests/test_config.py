@@ -27,8 +27,10 @@ def test_values_are_clamped():
             "AVAILABILITY_CRON_TIME_BUDGET_MS": "999999999",
             "AVAILABILITY_CRON_CONCURRENCY": "1000",
             "AVAILABILITY_CACHE_TTL_MS": "1",
+            "AVAILABILITY_CRON_PROVIDER_CONCURRENCY": "0",
         }
     )
+    assert settings.provider_concurrency == 1
     assert (settings.limit, settings.time_budget_ms, settings.concurrency, settings.cache_ttl_ms) == (
         1,
         600_000,
@@ -44,6 +46,8 @@ def test_values_are_clamped():
         ("AVAILABILITY_CRON_LIMIT", "12.5"),
         ("AVAILABILITY_CACHE_TTL_MS", "1e4"),
         ("AVAILABILITY_CRON_LOCK_KEY", "99999999999999999999"),
+        ("AVAILABILITY_CRON_LOCK_KEY", str(2**63 - 1)),  # no room for the source and shard keys above it
+        ("AVAILABILITY_CRON_PROVIDER_CONCURRENCY", "half"),
         ("CALENDLY_BASE_URL", "ftp://calendly"),
         ("ALLOW_PRIVATE_NETWORK", "maybe"),
         ("LOG_LEVEL", "LOUD"),
