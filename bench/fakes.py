@@ -7,11 +7,11 @@ import contextlib
 import multiprocessing
 import os
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from multiprocessing.connection import Connection
 from typing import Any
 
-from bench.workload import PROVIDER_ZONES, Provider, slot_starts, workspaces
+from bench.workload import PROVIDER_ZONES, Provider, Workspace, slot_starts, workspaces
 
 
 @dataclass(frozen=True)
@@ -117,11 +117,15 @@ def _register(sandbox: Any, config: FakeConfig, *, variant: int) -> None:
         for provider, zone in PROVIDER_ZONES.items()
     }
     for workspace in workspaces(config.workspaces):
-        zone = PROVIDER_ZONES[workspace.provider]
-        starts = slots[workspace.provider]
-        if workspace.provider is Provider.CALENDLY:
-            sandbox.add_calendly_event(workspace.profile, "intro-call", starts, uuid=workspace.key, timezone=zone)
-        elif workspace.provider is Provider.HUBSPOT:
-            sandbox.add_hubspot_link(workspace.key, starts)
-        else:
-            sandbox.add_ghl_calendar(workspace.key, starts, timezone=zone)
+        register_calendar(sandbox, workspace, slots[workspace.provider])
+
+
+def register_calendar(sandbox: Any, workspace: Workspace, starts: list[datetime]) -> None:
+    """Serve `starts` as the calendar of one bench workspace."""
+    zone = PROVIDER_ZONES[workspace.provider]
+    if workspace.provider is Provider.CALENDLY:
+        sandbox.add_calendly_event(workspace.profile, "intro-call", starts, uuid=workspace.key, timezone=zone)
+    elif workspace.provider is Provider.HUBSPOT:
+        sandbox.add_hubspot_link(workspace.key, starts)
+    else:
+        sandbox.add_ghl_calendar(workspace.key, starts, timezone=zone)

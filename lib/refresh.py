@@ -215,71 +215,53 @@ class _RowFactory:
         *,
         slot_duration: int = DEFAULT_MEETING_DURATION,
     ) -> RefreshOutcome:
-        return RefreshOutcome(
-            self.client_id,
-            outcome,
-            self.now,
-            self.now + backoff,
-            self.range_end,
-            error,
-            link_id,
-            calendar_type,
-            url,
-            slot_duration,
-            (),
-            {},
+        return self._outcome(
+            outcome, error, link_id, calendar_type, url, meta={}, stale_after=backoff, duration=slot_duration
         )
 
     def provider_failure(
         self, link_id: str | None, calendar_type: str, url: str, error: str, trouble: str | None = None
     ) -> RefreshOutcome:
-        return RefreshOutcome(
-            self.client_id,
-            Outcome.FAILED,
-            self.now,
-            self.now + self.ttl,
-            self.range_end,
-            error,
-            link_id,
-            calendar_type,
-            url,
-            DEFAULT_MEETING_DURATION,
-            (),
-            None,
-            keeps_previous_slots=True,
-            provider_trouble=trouble,
+        return self._outcome(
+            Outcome.FAILED, error, link_id, calendar_type, url, meta=None, keeps_previous=True, trouble=trouble
         )
 
     def unsupported_link(self, link_id: str, calendar_type: str, url: str, error: str) -> RefreshOutcome:
-        return RefreshOutcome(
-            self.client_id,
-            Outcome.FAILED,
-            self.now,
-            self.now + self.ttl,
-            self.range_end,
-            error,
-            link_id,
-            calendar_type,
-            url,
-            DEFAULT_MEETING_DURATION,
-            (),
-            {},
-        )
+        return self._outcome(Outcome.FAILED, error, link_id, calendar_type, url, meta={})
 
     def refreshed(
         self, link_id: str, calendar_type: str, url: str, slots: tuple[str, ...], meta: dict[str, Any]
     ) -> RefreshOutcome:
+        return self._outcome(Outcome.REFRESHED, None, link_id, calendar_type, url, slots=slots, meta=meta)
+
+    def _outcome(
+        self,
+        outcome: Outcome,
+        error: str | None,
+        link_id: str | None,
+        calendar_type: str,
+        url: str,
+        *,
+        meta: dict[str, Any] | None,  # None: a failure, whose row keeps its stored provider ids
+        stale_after: timedelta | None = None,
+        duration: int = DEFAULT_MEETING_DURATION,
+        slots: tuple[str, ...] = (),
+        keeps_previous: bool = False,
+        trouble: str | None = None,
+    ) -> RefreshOutcome:
         return RefreshOutcome(
             self.client_id,
-            Outcome.REFRESHED,
+            outcome,
             self.now,
-            self.now + self.ttl,
+            self.now + (self.ttl if stale_after is None else stale_after),
             self.range_end,
-            None,
+            error,
             link_id,
             calendar_type,
             url,
-            DEFAULT_MEETING_DURATION,
+            duration,
             slots,
             meta,
+            keeps_previous_slots=keeps_previous,
+            provider_trouble=trouble,
         )

@@ -145,6 +145,18 @@ def canary() -> Iterator[Canary]:
         server.stop()
 
 
+@pytest.fixture
+def mute_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that accepts TCP connections and never says a word (a database gone mute)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+
+
 @pytest.fixture(scope="session")
 def app() -> Any:
     import functions_framework

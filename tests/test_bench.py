@@ -12,7 +12,8 @@ from typing import Any
 
 import requests
 
-from bench.workload import PROVIDER_ZONES, Provider, slot_starts, workspaces
+from bench.fakes import register_calendar
+from bench.workload import PROVIDER_ZONES, slot_starts, workspaces
 from sandbox.providers import ProviderSandbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,13 +78,7 @@ def test_cached_payloads_equal_rendered_ones() -> None:
 def _register(sandbox: ProviderSandbox, specs: list[Any]) -> None:
     for workspace in specs:
         zone = PROVIDER_ZONES[workspace.provider]
-        starts = slot_starts(zone, today=NOW.date(), variant=1, slots_per_day=32)
-        if workspace.provider is Provider.CALENDLY:
-            sandbox.add_calendly_event(workspace.profile, "intro-call", starts, uuid=workspace.key, timezone=zone)
-        elif workspace.provider is Provider.HUBSPOT:
-            sandbox.add_hubspot_link(workspace.key, starts)
-        else:
-            sandbox.add_ghl_calendar(workspace.key, starts, timezone=zone)
+        register_calendar(sandbox, workspace, slot_starts(zone, today=NOW.date(), variant=1, slots_per_day=32))
 
 
 def _paths(specs: list[Any]) -> list[str]:

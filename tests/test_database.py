@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import socket
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -38,20 +36,8 @@ def test_database_down_gives_500_json_quickly(client, monkeypatch, db_url):
     assert password_of(db_url) not in response.get_data(as_text=True)
 
 
-@pytest.fixture
-def silent_server() -> Iterator[int]:
-    """A TCP port that accepts connections and never says a word."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        listener.close()
-
-
-def test_a_database_that_never_answers_times_out_within_the_connect_timeout(client, monkeypatch, silent_server):
-    monkeypatch.setenv("DATABASE_URL", f"postgresql://u:hunter2secret@127.0.0.1:{silent_server}/db?connect_timeout=2")
+def test_a_database_that_never_answers_times_out_within_the_connect_timeout(client, monkeypatch, mute_port):
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://u:hunter2secret@127.0.0.1:{mute_port}/db?connect_timeout=2")
     started = time.monotonic()
     response = client.post("/", headers=bearer())
     assert time.monotonic() - started < 4

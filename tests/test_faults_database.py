@@ -5,7 +5,6 @@ stopping it disturbs no other test."""
 from __future__ import annotations
 
 import shutil
-import socket
 import tempfile
 import threading
 import time
@@ -91,22 +90,10 @@ def test_a_stopped_database_gives_500_json_within_the_connect_timeout_then_recov
     assert (report["refreshed"], report["failed"]) == (1, 0)
 
 
-@pytest.fixture
-def mute_server() -> Iterator[int]:
-    """A port that accepts TCP connections and never says a word (a database host gone mute)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        listener.close()
-
-
 def test_the_connect_timeout_setting_bounds_a_mute_database(
-    client: Any, monkeypatch: pytest.MonkeyPatch, mute_server: int
+    client: Any, monkeypatch: pytest.MonkeyPatch, mute_port: int
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", f"postgresql://u:pw-{mute_server}@127.0.0.1:{mute_server}/db")
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://u:pw-{mute_port}@127.0.0.1:{mute_port}/db")
     monkeypatch.setenv("AVAILABILITY_DB_CONNECT_TIMEOUT_S", "2")
     started = time.monotonic()
     response = client.post("/", headers=bearer())
