@@ -75,7 +75,3 @@ class ProviderRateLimited(ProviderHTTPError):
 
 class ProviderResponseError(ProviderError):
     """The provider answered, but not with the shape we expect (malformed JSON, wrong types)."""
-
-
-class UnsupportedLinkError(ProviderError):
-    """The booking link cannot be handled by any supported provider."""

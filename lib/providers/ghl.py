@@ -148,6 +148,6 @@ def _reject_error_body(body: dict[str, Any]) -> None:
     if isinstance(status, int) and not isinstance(status, bool) and status >= 400:
         message = body.get("message")
         detail = message if isinstance(message, str) else "no message"
-        # The provider's text goes to lastError: no NUL or lone surrogate, which PostgreSQL cannot store.
+        # Control characters (NUL included) become "?": lastError is read by people, in the app and logs.
         detail = "".join(char if char.isprintable() else "?" for char in detail[:120])
         raise ProviderResponseError(f"{NAME} free-slots answered with an error body ({status}: {detail[:120]})")
