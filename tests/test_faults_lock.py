@@ -69,6 +69,32 @@ def test_a_run_whose_lock_connection_is_killed_stops_writing_and_answers_500(app
     assert run_cron(app.test_client())["refreshed"] == 12
 
 
+def test_a_lost_lock_is_noticed_even_while_no_refresh_finishes(app, env, seed, sandbox):
+    # Every provider hangs, so nothing is written: only the heartbeat can notice the lost session.
+    for n in range(3):
+        sandbox.add_hubspot_link(f"hang-{n}", [], fault=Fault(hang=True))
+        seed.client(f"c{n}")
+        seed.link(f"c{n}", f"https://meetings.hubspot.com/hang-{n}")
+    answer: dict[str, Any] = {}
+
+    def call() -> None:
+        answer["response"] = app.test_client().post("/?timeBudgetMs=30000", headers=bearer())
+        answer["at"] = time.monotonic()
+
+    runner = threading.Thread(target=call)
+    runner.start()
+    _wait_for(lambda: sandbox.requests_for("hang-0") >= 1 and seed.run(LOCK_HOLDER_SQL))
+    [[holder]] = seed.run(LOCK_HOLDER_SQL)
+    seed.run("SELECT pg_terminate_backend(:pid)", pid=holder)
+    killed_at = time.monotonic()
+    runner.join(timeout=40)
+    assert answer["response"].status_code == 500
+    assert answer["response"].get_json()["error"] == "Lock lost"
+    # The heartbeat runs after 2 s without a write; the hanging requests would have held on for 12 s.
+    assert answer["at"] - killed_at < 6
+    assert seed.rows() == {}
+
+
 def _tick_call(client: Any, tick: str) -> dict[str, Any]:
     response = client.post("/", headers={**bearer(), "X-CloudScheduler-ScheduleTime": tick})
     assert response.status_code == 200, response.get_data(as_text=True)
