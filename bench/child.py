@@ -45,7 +45,8 @@ def run_once(spec: RunSpec) -> RunSample:
     import uuid
 
     from lib.config import Settings
-    from lib.options import Mode, RunOptions
+    from lib.model import Mode
+    from lib.options import RunOptions
     from lib.providers.http import HttpClient
     from lib.run import run
 

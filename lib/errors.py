@@ -42,7 +42,14 @@ class LockLostError(DatabaseError):
 
 
 class ProviderError(AvailabilityCronError):
-    """A calendar provider could not be read for one workspace; the message is for `lastError`."""
+    """A calendar provider could not be read for one workspace; the message is for `lastError`.
+
+    `on_tenant_host` is set where the failing request went to a host the tenant owns (a GoHighLevel
+    white-label or custom-domain booking page): such a failure says nothing about the provider's
+    API, so it never counts toward the provider's cool-down.
+    """
+
+    on_tenant_host: bool = False
 
 
 class ProviderTimeout(ProviderError):

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from lib.db import Database
 from lib.errors import DatabaseError
 from lib.logs import log_event
-from lib.options import Shard, Source
+from lib.model import Shard, Source
 
 log = logging.getLogger(__name__)
 

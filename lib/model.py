@@ -1,12 +1,40 @@
-"""Value objects read from the database: one Candidate per workspace a run may refresh."""
+"""The run's vocabulary: which rows a run refreshes (Source, Shard, Mode), the workspaces it reads
+from the database (Candidate and its parts) and the metrics of the state it leaves behind."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 DEFAULT_MEETING_DURATION = 30
+
+
+class Mode(StrEnum):
+    ALL = "all"
+    DUE = "due"
+
+
+class Source(StrEnum):
+    """Which cache rows a run refreshes; the value is the database enum label."""
+
+    DEFAULT = "DEFAULT"
+    DIRECT_BOOK = "DIRECT_BOOK"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The `index`-th of `count` stable partitions of the workspaces (by a hash of clientId, in SQL)."""
+
+    index: int
+    count: int
+
+    def as_report(self) -> dict[str, int]:
+        return {"shard": self.index, "shards": self.count}
+
+
+UNSHARDED = Shard(0, 1)
 
 
 @dataclass(frozen=True)
@@ -58,3 +86,23 @@ class Candidate:
     @property
     def meeting_duration(self) -> int:
         return self.config.meeting_duration_minutes if self.config else DEFAULT_MEETING_DURATION
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """The cache rows of one source (and shard) as a run leaves them (origin §4, measured after the run)."""
+
+    total_caches: int
+    due_caches: int
+    erroring_caches: int
+    oldest_successful_age_minutes: int | None
+    oldest_successful_client_id: str | None
+
+    def as_report(self) -> dict[str, Any]:
+        return {
+            "totalCaches": self.total_caches,
+            "dueCaches": self.due_caches,
+            "erroringCaches": self.erroring_caches,
+            "oldestSuccessfulRangeStartAgeMinutes": self.oldest_successful_age_minutes,
+            "oldestSuccessfulClientId": self.oldest_successful_client_id,
+        }

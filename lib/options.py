@@ -7,45 +7,18 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from lib.config import CONCURRENCY_RANGE, LIMIT_RANGE, TIME_BUDGET_RANGE_MS, Settings
 from lib.errors import InvalidParameter
+from lib.model import UNSHARDED, Mode, Shard, Source
 from lib.numbers import clamp, parse_base10_int
 
 MAX_CLIENT_ID_LENGTH = 200
 MAX_SHARDS = 64
 MAX_SCHEDULE_TIME_LENGTH = 64
 
-
-class Mode(StrEnum):
-    ALL = "all"
-    DUE = "due"
-
-
-class Source(StrEnum):
-    """Which cache rows a run refreshes; the value is the database enum label."""
-
-    DEFAULT = "DEFAULT"
-    DIRECT_BOOK = "DIRECT_BOOK"
-
-
 _SOURCE_NAMES = {"default": Source.DEFAULT, "directBook": Source.DIRECT_BOOK}
-
-
-@dataclass(frozen=True)
-class Shard:
-    """The `index`-th of `count` stable partitions of the workspaces (by a hash of clientId, in SQL)."""
-
-    index: int
-    count: int
-
-    def as_report(self) -> dict[str, int]:
-        return {"shard": self.index, "shards": self.count}
-
-
-UNSHARDED = Shard(0, 1)
 
 
 @dataclass(frozen=True)

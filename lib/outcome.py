@@ -25,7 +25,7 @@ def unsupported_duration_error(minutes: int) -> str:
     return f"{UNSUPPORTED_DURATION_PREFIX} ({minutes}m). Set Meeting Duration to 30 minutes to use live availability."
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RefreshOutcome:
     """One workspace's result and the cache row to write for it.
 
@@ -47,9 +47,12 @@ class RefreshOutcome:
     slots: tuple[str, ...]
     provider_meta: dict[str, Any] | None
     keeps_previous_slots: bool = False
-    # Set when the failure says the provider itself is in trouble (429, 5xx, timeout, refused
-    # connection), as opposed to this workspace's link being wrong; feeds the provider cool-down.
+    # What the refresh says about its provider's API, for the cool-down (lib/throttle.py):
+    # `provider_trouble` is set when the API itself is in trouble (429, 5xx, timeout, refused
+    # connection), as opposed to this workspace's link being wrong; `provider_silent` when the
+    # outcome says nothing either way (the run's time ran out, or a host the tenant owns failed).
     provider_trouble: str | None = None
+    provider_silent: bool = False
 
     @property
     def last_error(self) -> str | None:

@@ -1,24 +1,17 @@
-"""One workspace's refresh, run on a worker thread: decide what the link needs, ask its provider, and
-describe the cache row to write. HTTP and parsing only; the database is the main thread's business."""
+"""One workspace's refresh, run on a worker thread: carry out its plan (lib/plan.py), asking the
+provider when the plan says so, and describe the cache row to write. HTTP and parsing only; the
+database is the main thread's business."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from lib.deadline import Deadline
 from lib.errors import ProviderError
-from lib.links import (
-    CalendarType,
-    calendar_type_for,
-    detect_calendar_type,
-    extract_event_type_uuid,
-    normalize_calendar_url,
-)
-from lib.model import DEFAULT_MEETING_DURATION, Candidate
-from lib.options import Source
+from lib.links import CalendarType, extract_event_type_uuid, normalize_calendar_url
+from lib.model import DEFAULT_MEETING_DURATION, Source
 from lib.outcome import (
     NO_DEFAULT_BACKOFF,
     NO_DEFAULT_LINK_ERROR,
@@ -27,14 +20,14 @@ from lib.outcome import (
     RefreshOutcome,
     unsupported_duration_error,
 )
+from lib.plan import Step, WorkspacePlan
 from lib.providers import calendly, ghl, hubspot
 from lib.providers.base import FetchContext, ProviderResult
 from lib.providers.http import HttpClient
 from lib.slots import Window, normalize_slots
-from lib.throttle import NO_PROVIDER, provider_trouble
+from lib.throttle import provider_silent, provider_trouble
 
 MAX_ERROR_LENGTH = 500
-SUPPORTED_TYPES = frozenset({CalendarType.CALENDLY.value, CalendarType.HUBSPOT.value, CalendarType.GHL.value})
 
 
 @dataclass(frozen=True)
@@ -43,7 +36,6 @@ class RefreshContext:
 
     http: HttpClient
     deadline: Deadline
-    source: Source
     lookahead_days: int
     cache_ttl: timedelta
     calendly_base_url: str
@@ -52,92 +44,51 @@ class RefreshContext:
     allow_private_network: bool = False
 
 
-def resolve_availability_url(candidate: Candidate, source: Source) -> str:
-    """The URL availability is read from: the link, or the Calendly event type configured in settings."""
-    assert candidate.link is not None
-    base = normalize_calendar_url(candidate.link.url)
-    config = candidate.config
-    if not base or config is None or config.booking_provider != "CALENDLY":
-        return base
-    if source is Source.DIRECT_BOOK:
-        choices = [config.calendly_direct_book_link, config.calendly_direct_book_uri]
-    else:
-        choices = []
-    choices += [config.calendly_link, config.calendly_uri]
-    for choice in choices:
-        normalized = normalize_calendar_url(choice)
-        if normalized:
-            return normalized
-    return base
-
-
-def provider_key(candidate: Candidate, source: Source) -> str:
-    """The provider a refresh of this workspace will call (`calendly`, `hubspot`, `ghl`), or
-    NO_PROVIDER when the refresh makes no request (no link, unsupported length or link)."""
-    if candidate.link is None or candidate.meeting_duration != DEFAULT_MEETING_DURATION:
-        return NO_PROVIDER
-    url = resolve_availability_url(candidate, source)
-    calendar_type = calendar_type_for(candidate.link.type, url).lower() if url else ""
-    return calendar_type if calendar_type in SUPPORTED_TYPES else NO_PROVIDER
-
-
-def refresh_workspace(candidate: Candidate, ctx: RefreshContext, now: datetime) -> RefreshOutcome:
-    """The outcome of refreshing one workspace; never raises for a provider's misbehaviour."""
-    link = candidate.link
+def refresh_workspace(plan: WorkspacePlan, ctx: RefreshContext, now: datetime) -> RefreshOutcome:
+    """The outcome of carrying out `plan`; never raises for a provider's misbehaviour."""
     window = Window.ahead(now, ctx.lookahead_days)
-    row = _RowFactory(candidate.client_id, now, window.end, ctx.cache_ttl)
-    if link is None:
-        return row.config_error(Outcome.NO_DEFAULT, NO_DEFAULT_LINK_ERROR, NO_DEFAULT_BACKOFF, None, "unknown", "")
-    url = resolve_availability_url(candidate, ctx.source)
-    if not url:
-        return row.config_error(Outcome.NO_DEFAULT, NO_DEFAULT_LINK_ERROR, NO_DEFAULT_BACKOFF, link.id, "unknown", "")
-    duration = candidate.meeting_duration
-    if duration != DEFAULT_MEETING_DURATION:
-        detected = detect_calendar_type(url).value
+    row = _RowFactory(plan, now, window.end, ctx.cache_ttl)
+    if plan.step is Step.NO_DEFAULT:
+        return row.config_error(Outcome.NO_DEFAULT, NO_DEFAULT_LINK_ERROR, NO_DEFAULT_BACKOFF)
+    if plan.step is Step.UNSUPPORTED_DURATION:
+        duration = plan.candidate.meeting_duration
         return row.config_error(
             Outcome.UNSUPPORTED_DURATION,
             unsupported_duration_error(duration),
             UNSUPPORTED_DURATION_BACKOFF,
-            link.id,
-            detected,
-            url,
             slot_duration=duration,
         )
-    calendar_type = calendar_type_for(link.type, url)
-    if calendar_type.lower() not in SUPPORTED_TYPES:
+    if plan.step is Step.UNSUPPORTED_LINK:
         # The origin's outcome (g): the row describes the unusable link, with no slots, retried every run.
-        message = f"Unsupported calendar link. Supported: Calendly, HubSpot, or GoHighLevel. URL: {url}"
-        return row.unsupported_link(link.id, calendar_type, url, _clip(message))
-    calendar_type = calendar_type.lower()
-    if not _well_formed(url):
-        return row.provider_failure(link.id, calendar_type, url, _clip(f"Invalid calendar link URL: {url}"))
-    try:
-        result = _fetch(candidate, ctx, url, calendar_type, window)
-    except ProviderError as exc:
-        return row.provider_failure(link.id, calendar_type, url, _clip(str(exc)), provider_trouble(exc))
-    except Exception as exc:  # noqa: BLE001 - one workspace's bug must not fail the run; reported as its error
-        return row.provider_failure(
-            link.id, calendar_type, url, _clip(f"Unexpected error: {type(exc).__name__}: {exc}")
+        return row.unsupported_link(
+            _clip(f"Unsupported calendar link. Supported: Calendly, HubSpot, or GoHighLevel. URL: {plan.url}")
         )
-    return row.refreshed(link.id, calendar_type, url, normalize_slots(result.instants_ms, window), result.meta)
+    if plan.step is Step.MALFORMED_URL:
+        return row.provider_failure(_clip(f"Invalid calendar link URL: {plan.url}"))
+    try:
+        result = _fetch(plan, ctx, window)
+    except ProviderError as exc:
+        return row.provider_failure(_clip(str(exc)), trouble=provider_trouble(exc), silent=provider_silent(exc))
+    except Exception as exc:  # noqa: BLE001 - one workspace's bug must not fail the run; reported as its error
+        return row.provider_failure(_clip(f"Unexpected error: {type(exc).__name__}: {exc}"))
+    return row.refreshed(normalize_slots(result.instants_ms, window), result.meta)
 
 
-def unfinished_refresh(candidate: Candidate, ctx: RefreshContext, now: datetime, error: str) -> RefreshOutcome:
-    """A refresh still running at the deadline: a provider failure that keeps the previous slots."""
-    row = _RowFactory(candidate.client_id, now, now + timedelta(days=ctx.lookahead_days), ctx.cache_ttl)
-    link = candidate.link
-    url = normalize_calendar_url(link.url) if link else ""
-    calendar_type = calendar_type_for(link.type, url).lower() if link else "unknown"
-    return row.provider_failure(link.id if link else None, calendar_type, url, error)
+def unfinished_refresh(plan: WorkspacePlan, ctx: RefreshContext, now: datetime, error: str) -> RefreshOutcome:
+    """A refresh still running at the deadline: a provider failure that keeps the previous slots,
+    describing (on a first insert) the link the plan read, as every other outcome does."""
+    row = _RowFactory(plan, now, now + timedelta(days=ctx.lookahead_days), ctx.cache_ttl)
+    return row.provider_failure(error, silent=True)
 
 
-def _fetch(candidate: Candidate, ctx: RefreshContext, url: str, calendar_type: str, window: Window) -> ProviderResult:
-    cached = _reusable_meta(candidate, url)
-    if calendar_type == CalendarType.CALENDLY:
+def _fetch(plan: WorkspacePlan, ctx: RefreshContext, window: Window) -> ProviderResult:
+    candidate, url = plan.candidate, plan.url
+    cached = _reusable_meta(plan)
+    if plan.provider == CalendarType.CALENDLY:
         config = candidate.config
         configured_uri = None
         if config is not None:
-            direct = ctx.source is Source.DIRECT_BOOK
+            direct = plan.source is Source.DIRECT_BOOK
             configured_uri = config.calendly_direct_book_uri if direct else config.calendly_uri
         uuid = extract_event_type_uuid(configured_uri) or _text(cached.get("calendlyEventTypeUuid"))
         fetch = FetchContext(ctx.http, window, ctx.deadline, ctx.calendly_base_url)
@@ -147,44 +98,35 @@ def _fetch(candidate: Candidate, ctx: RefreshContext, url: str, calendar_type: s
             event_type_uuid=uuid or extract_event_type_uuid(url),
             timezone=_text(cached.get("calendlyAvailabilityTimezone")),
         )
-    if calendar_type == CalendarType.HUBSPOT:
+    if plan.provider == CalendarType.HUBSPOT:
         return hubspot.fetch_slots(FetchContext(ctx.http, window, ctx.deadline, ctx.hubspot_base_url), url)
-    if calendar_type == CalendarType.GHL:
-        hints = [_text(cached.get("ghlCalendarId")), _desired_ghl_calendar(candidate, ctx.source)]
+    if plan.provider == CalendarType.GHL:
+        hints = [_text(cached.get("ghlCalendarId")), _desired_ghl_calendar(plan)]
         return ghl.fetch_slots(
             FetchContext(ctx.http, window, ctx.deadline, ctx.ghl_base_url, ctx.allow_private_network),
             url,
             calendar_id_hints=[hint for hint in hints if hint],
         )
-    raise AssertionError(f"no provider for {calendar_type}")  # refresh_workspace checked SUPPORTED_TYPES
+    raise AssertionError(f"no provider for {plan.provider!r}")  # plan_refresh only plans FETCH for these
 
 
-def _desired_ghl_calendar(candidate: Candidate, source: Source) -> str | None:
-    config = candidate.config
+def _desired_ghl_calendar(plan: WorkspacePlan) -> str | None:
+    config = plan.candidate.config
     if config is None:
         return None
-    desired = config.ghl_direct_book_calendar_id if source is Source.DIRECT_BOOK else config.ghl_default_calendar_id
+    direct = plan.source is Source.DIRECT_BOOK
+    desired = config.ghl_direct_book_calendar_id if direct else config.ghl_default_calendar_id
     return (desired or "").strip() or None
 
 
-def _reusable_meta(candidate: Candidate, url: str) -> dict[str, Any]:
+def _reusable_meta(plan: WorkspacePlan) -> dict[str, Any]:
     """Cached provider ids, only while the row still describes the same link and URL."""
-    cache, link = candidate.cache, candidate.link
-    if cache is None or link is None or not isinstance(cache.provider_meta, dict):
+    cache = plan.candidate.cache
+    if cache is None or plan.link_id is None or not isinstance(cache.provider_meta, dict):
         return {}
-    if cache.calendar_link_id != link.id or normalize_calendar_url(cache.calendar_url) != url:
+    if cache.calendar_link_id != plan.link_id or normalize_calendar_url(cache.calendar_url) != plan.url:
         return {}
     return cache.provider_meta
-
-
-def _well_formed(url: str) -> bool:
-    """Whether the URL's host and port can be read (a typed link like `https://[::1/x` cannot)."""
-    try:
-        parts = urlsplit(url)
-        _ = parts.port
-    except ValueError:
-        return False
-    return bool(parts.hostname)
 
 
 def _text(value: Any) -> str | None:
@@ -197,50 +139,31 @@ def _clip(message: str) -> str:
 
 @dataclass(frozen=True)
 class _RowFactory:
-    """Builds the RefreshOutcome of each branch with the shared times filled in."""
+    """Builds the RefreshOutcome of each branch with the plan's link, type and URL and the shared times."""
 
-    client_id: str
+    plan: WorkspacePlan
     now: datetime
     range_end: datetime
     ttl: timedelta
 
     def config_error(
-        self,
-        outcome: Outcome,
-        error: str,
-        backoff: timedelta,
-        link_id: str | None,
-        calendar_type: str,
-        url: str,
-        *,
-        slot_duration: int = DEFAULT_MEETING_DURATION,
+        self, outcome: Outcome, error: str, backoff: timedelta, *, slot_duration: int = DEFAULT_MEETING_DURATION
     ) -> RefreshOutcome:
-        return self._outcome(
-            outcome, error, link_id, calendar_type, url, meta={}, stale_after=backoff, duration=slot_duration
-        )
+        return self._outcome(outcome, error, meta={}, stale_after=backoff, duration=slot_duration)
 
-    def provider_failure(
-        self, link_id: str | None, calendar_type: str, url: str, error: str, trouble: str | None = None
-    ) -> RefreshOutcome:
-        return self._outcome(
-            Outcome.FAILED, error, link_id, calendar_type, url, meta=None, keeps_previous=True, trouble=trouble
-        )
+    def provider_failure(self, error: str, *, trouble: str | None = None, silent: bool = False) -> RefreshOutcome:
+        return self._outcome(Outcome.FAILED, error, meta=None, keeps_previous=True, trouble=trouble, silent=silent)
 
-    def unsupported_link(self, link_id: str, calendar_type: str, url: str, error: str) -> RefreshOutcome:
-        return self._outcome(Outcome.FAILED, error, link_id, calendar_type, url, meta={})
+    def unsupported_link(self, error: str) -> RefreshOutcome:
+        return self._outcome(Outcome.FAILED, error, meta={})
 
-    def refreshed(
-        self, link_id: str, calendar_type: str, url: str, slots: tuple[str, ...], meta: dict[str, Any]
-    ) -> RefreshOutcome:
-        return self._outcome(Outcome.REFRESHED, None, link_id, calendar_type, url, slots=slots, meta=meta)
+    def refreshed(self, slots: tuple[str, ...], meta: dict[str, Any]) -> RefreshOutcome:
+        return self._outcome(Outcome.REFRESHED, None, slots=slots, meta=meta)
 
     def _outcome(
         self,
         outcome: Outcome,
         error: str | None,
-        link_id: str | None,
-        calendar_type: str,
-        url: str,
         *,
         meta: dict[str, Any] | None,  # None: a failure, whose row keeps its stored provider ids
         stale_after: timedelta | None = None,
@@ -248,20 +171,22 @@ class _RowFactory:
         slots: tuple[str, ...] = (),
         keeps_previous: bool = False,
         trouble: str | None = None,
+        silent: bool = False,
     ) -> RefreshOutcome:
         return RefreshOutcome(
-            self.client_id,
-            outcome,
-            self.now,
-            self.now + (self.ttl if stale_after is None else stale_after),
-            self.range_end,
-            error,
-            link_id,
-            calendar_type,
-            url,
-            duration,
-            slots,
-            meta,
+            client_id=self.plan.client_id,
+            outcome=outcome,
+            fetched_at=self.now,
+            stale_at=self.now + (self.ttl if stale_after is None else stale_after),
+            range_end=self.range_end,
+            error=error,
+            calendar_link_id=self.plan.link_id,
+            calendar_type=self.plan.calendar_type,
+            calendar_url=self.plan.url,
+            slot_duration_minutes=duration,
+            slots=slots,
+            provider_meta=meta,
             keeps_previous_slots=keeps_previous,
             provider_trouble=trouble,
+            provider_silent=silent,
         )

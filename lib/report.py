@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from lib.model import Metrics
 from lib.options import RunOptions
 from lib.outcome import Outcome, RefreshOutcome
-from lib.store import Metrics
 from lib.throttle import Cooldown
 
 MAX_REPORTED_ERRORS = 50

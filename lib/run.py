@@ -18,9 +18,10 @@ from lib.logs import log_event
 from lib.model import Candidate
 from lib.options import RunOptions
 from lib.outcome import Outcome, RefreshOutcome
+from lib.plan import plan_refresh
 from lib.pool import PoolLimits, run_pool
 from lib.providers.http import HttpClient
-from lib.refresh import RefreshContext, provider_key, refresh_workspace, unfinished_refresh
+from lib.refresh import RefreshContext, refresh_workspace, unfinished_refresh
 from lib.report import Report, SkipReason, Tally, skipped
 from lib.schedule import plan
 from lib.store import load_candidates, read_metrics, write_outcomes
@@ -122,7 +123,9 @@ def _locked_run(
     schedule = plan(candidates, mode=options.mode, limit=options.limit, now=run.clock(), source=options.source)
     options = options.with_concurrency(len(schedule.queue))
     assert options.concurrency is not None
-    context = _refresh_context(settings, options, run)
+    context = _refresh_context(settings, run)
+    # One plan per workspace (its URL, type and provider), read by the throttle, the refresh and the deadline path.
+    plans = {candidate.client_id: plan_refresh(candidate, options.source) for candidate in schedule.queue}
     tally = Tally()
     writer = _BatchWriter(db, options)
 
@@ -140,15 +143,15 @@ def _locked_run(
     )
     pool = run_pool(
         schedule.queue,
-        lambda candidate, now: refresh_workspace(candidate, context, now),
-        provider_of=lambda candidate: provider_key(candidate, options.source),
+        lambda candidate, now: refresh_workspace(plans[candidate.client_id], context, now),
+        provider_of=lambda candidate: plans[candidate.client_id].provider,
         limits=limits,
         clock=run.clock,
         on_outcome=collect,
         on_idle=writer.on_idle,
     )
     for candidate in pool.overran:
-        collect(unfinished_refresh(candidate, context, run.clock(), OVERRAN_ERROR))
+        collect(unfinished_refresh(plans[candidate.client_id], context, run.clock(), OVERRAN_ERROR))
     writer.flush()
     _log_what_warnings_left_out(tally, pool.cooldowns)
     within_budget = pool.not_started == 0 and not pool.overran and not run.deadline.expired()
@@ -169,11 +172,10 @@ def _locked_run(
     )
 
 
-def _refresh_context(settings: Settings, options: RunOptions, run: _RunContext) -> RefreshContext:
+def _refresh_context(settings: Settings, run: _RunContext) -> RefreshContext:
     return RefreshContext(
         http=run.http,
         deadline=run.deadline.earlier_by(WRITE_RESERVE_S),
-        source=options.source,
         lookahead_days=settings.lookahead_days,
         cache_ttl=timedelta(milliseconds=settings.cache_ttl_ms),
         calendly_base_url=settings.calendly_base_url,

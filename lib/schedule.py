@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from lib.links import normalize_calendar_url
-from lib.model import DEFAULT_MEETING_DURATION, Candidate
-from lib.options import Mode, Source
+from lib.model import DEFAULT_MEETING_DURATION, Candidate, Mode, Source
 from lib.outcome import NO_DEFAULT_LINK_ERROR, UNSUPPORTED_DURATION_PREFIX
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -7,13 +7,20 @@ import json
 import math
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from lib.db import Database
-from lib.model import CachedState, Candidate, DefaultLink, WorkspaceConfig
-from lib.options import Shard, Source
+from lib.model import (
+    DEFAULT_MEETING_DURATION,
+    CachedState,
+    Candidate,
+    DefaultLink,
+    Metrics,
+    Shard,
+    Source,
+    WorkspaceConfig,
+)
 from lib.outcome import RefreshOutcome
 
 # A workspace's shard: the first 32 bits of md5(clientId) as an unsigned number, modulo the number
@@ -23,6 +30,33 @@ _IN_SHARD = """(CAST(:shards AS integer) = 1
     OR CAST(CAST('x' || substr(md5({column}), 1, 8) AS bit(32)) AS bigint) % CAST(:shards AS integer)
        = CAST(:shard AS integer))"""
 _WORKSPACE_IN_SHARD = _IN_SHARD.format(column='c."id"')
+
+# The candidate query's columns: the name each value is read by, and the expression that gives it.
+_CANDIDATE_COLUMNS = {
+    "clientId": 'c."id"',
+    "userId": 'c."userId"',
+    "createdAt": 'c."createdAt"',
+    "linkId": 'l."id"',
+    "linkUrl": 'l."url"',
+    "linkType": 'l."type"',
+    "hasSettings": 's."id" IS NOT NULL',
+    "meetingDurationMinutes": 's."meetingDurationMinutes"',
+    "meetingBookingProvider": 'CAST(s."meetingBookingProvider" AS text)',
+    "ghlDefaultCalendarId": 's."ghlDefaultCalendarId"',
+    "ghlDirectBookCalendarId": 's."ghlDirectBookCalendarId"',
+    "calendlyEventTypeLink": 's."calendlyEventTypeLink"',
+    "calendlyEventTypeUri": 's."calendlyEventTypeUri"',
+    "calendlyDirectBookEventTypeLink": 's."calendlyDirectBookEventTypeLink"',
+    "calendlyDirectBookEventTypeUri": 's."calendlyDirectBookEventTypeUri"',
+    "hasCache": 'w."id" IS NOT NULL',
+    "cachedLinkId": 'w."calendarLinkId"',
+    "cachedUrl": 'w."calendarUrl"',
+    "cachedMeta": 'w."providerMeta"',
+    "staleAt": 'w."staleAt"',
+    "lastError": 'w."lastError"',
+    "fetchedAt": 'w."fetchedAt"',
+}
+_CANDIDATE_SELECT = ",\n       ".join(f'{expression} AS "{name}"' for name, expression in _CANDIDATE_COLUMNS.items())
 
 # Every workspace a run may refresh, with all its refresh needs, in one round trip.
 # The default link is deterministic when there are several: latest updatedAt, then id.
@@ -35,14 +69,7 @@ WITH default_link AS (
       AND (CAST(:client_id AS text) IS NULL OR "clientId" = CAST(:client_id AS text))
     ORDER BY "clientId", "updatedAt" DESC NULLS LAST, "id" ASC
 )
-SELECT c."id", c."userId", c."createdAt",
-       l."id", l."url", l."type",
-       s."id" IS NOT NULL, s."meetingDurationMinutes", CAST(s."meetingBookingProvider" AS text),
-       s."ghlDefaultCalendarId", s."ghlDirectBookCalendarId",
-       s."calendlyEventTypeLink", s."calendlyEventTypeUri",
-       s."calendlyDirectBookEventTypeLink", s."calendlyDirectBookEventTypeUri",
-       w."id" IS NOT NULL, w."calendarLinkId", w."calendarUrl", w."providerMeta", w."staleAt", w."lastError",
-       w."fetchedAt"
+SELECT {_CANDIDATE_SELECT}
 FROM "Client" c
 LEFT JOIN default_link l ON l."clientId" = c."id"
 LEFT JOIN "WorkspaceSettings" s ON s."clientId" = c."id"
@@ -137,24 +164,6 @@ GROUP BY oldest."clientId", oldest."rangeStart"
 """
 
 
-@dataclass(frozen=True)
-class Metrics:
-    total_caches: int
-    due_caches: int
-    erroring_caches: int
-    oldest_successful_age_minutes: int | None
-    oldest_successful_client_id: str | None
-
-    def as_report(self) -> dict[str, Any]:
-        return {
-            "totalCaches": self.total_caches,
-            "dueCaches": self.due_caches,
-            "erroringCaches": self.erroring_caches,
-            "oldestSuccessfulRangeStartAgeMinutes": self.oldest_successful_age_minutes,
-            "oldestSuccessfulClientId": self.oldest_successful_client_id,
-        }
-
-
 def shard_of(client_id: str, shards: int) -> int:
     """The shard of a workspace, computed as _IN_SHARD does in SQL."""
     digest = hashlib.md5(client_id.encode("utf-8"), usedforsecurity=False).hexdigest()
@@ -236,53 +245,34 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None else None
 
 
-def _candidate_from_row(row: list[Any]) -> Candidate:
-    (
-        client_id,
-        user_id,
-        created_at,
-        link_id,
-        link_url,
-        link_type,
-        has_settings,
-        duration,
-        provider,
-        ghl_default,
-        ghl_direct,
-        calendly_link,
-        calendly_uri,
-        calendly_direct_link,
-        calendly_direct_uri,
-        has_cache,
-        cached_link_id,
-        cached_url,
-        cached_meta,
-        stale_at,
-        last_error,
-        fetched_at,
-    ) = row
-    link = DefaultLink(link_id, link_url or "", link_type or "") if link_id is not None else None
+def _candidate_from_row(values: list[Any]) -> Candidate:
+    row = dict(zip(_CANDIDATE_COLUMNS, values, strict=True))
+    link = None
+    if row["linkId"] is not None:
+        link = DefaultLink(row["linkId"], row["linkUrl"] or "", row["linkType"] or "")
     config = None
-    if has_settings:
+    if row["hasSettings"]:
+        duration = row["meetingDurationMinutes"]
         config = WorkspaceConfig(
-            meeting_duration_minutes=duration if duration is not None else 30,
-            booking_provider=provider or "GHL",
-            ghl_default_calendar_id=ghl_default,
-            ghl_direct_book_calendar_id=ghl_direct,
-            calendly_link=calendly_link,
-            calendly_uri=calendly_uri,
-            calendly_direct_book_link=calendly_direct_link,
-            calendly_direct_book_uri=calendly_direct_uri,
+            meeting_duration_minutes=duration if duration is not None else DEFAULT_MEETING_DURATION,
+            booking_provider=row["meetingBookingProvider"] or "GHL",
+            ghl_default_calendar_id=row["ghlDefaultCalendarId"],
+            ghl_direct_book_calendar_id=row["ghlDirectBookCalendarId"],
+            calendly_link=row["calendlyEventTypeLink"],
+            calendly_uri=row["calendlyEventTypeUri"],
+            calendly_direct_book_link=row["calendlyDirectBookEventTypeLink"],
+            calendly_direct_book_uri=row["calendlyDirectBookEventTypeUri"],
         )
     cache = None
-    if has_cache:
+    if row["hasCache"]:
+        meta = row["cachedMeta"]
         cache = CachedState(
-            calendar_link_id=cached_link_id,
-            calendar_url=cached_url or "",
-            provider_meta=cached_meta if isinstance(cached_meta, dict) else None,
-            stale_at=stale_at.replace(tzinfo=UTC),
-            last_error=last_error,
-            fetched_at=_utc(fetched_at),
+            calendar_link_id=row["cachedLinkId"],
+            calendar_url=row["cachedUrl"] or "",
+            provider_meta=meta if isinstance(meta, dict) else None,
+            stale_at=row["staleAt"].replace(tzinfo=UTC),
+            last_error=row["lastError"],
+            fetched_at=_utc(row["fetchedAt"]),
         )
-    created = _utc(created_at) or datetime(1970, 1, 1, tzinfo=UTC)
-    return Candidate(client_id, user_id or "", created, link, config, cache)
+    created = _utc(row["createdAt"]) or datetime(1970, 1, 1, tzinfo=UTC)
+    return Candidate(row["clientId"], row["userId"] or "", created, link, config, cache)

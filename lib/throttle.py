@@ -1,6 +1,14 @@
 """Provider protection for one run: a cap on each provider's refreshes in flight, and a cool-down
-that stops sending new work to a provider that keeps failing, so one sick provider neither eats
-the whole budget nor gets hammered. Used by the pool on the lock-holding thread only."""
+that stops sending new work to a provider whose API keeps failing, so one sick provider neither
+eats the whole budget nor gets hammered. Used by the pool on the lock-holding thread only.
+
+The cool-down rule: a provider rests for the rest of the run after N failures in a row that blame
+its API (429, 5xx, timeout, refused connection), with no answer from it in between, where
+N = max(COOLDOWN_AFTER_FAILURES, the most of its refreshes that were in flight at once so far).
+So the failures of requests that were already under way together (one network blip, a burst of
+timeouts) never park a provider on their own: a whole round of its requests must fail. Failures
+that say nothing about the API (a host the tenant owns, the run's own time running out) neither
+count nor reset the count."""
 
 from __future__ import annotations
 
@@ -20,16 +28,22 @@ from lib.errors import (
 )
 from lib.model import Candidate
 from lib.outcome import RefreshOutcome
+from lib.plan import NO_PROVIDER
 
-# Refreshes that make no request (no link, unsupported meeting length or link) are never held.
-NO_PROVIDER = ""
-# This many failures in a row, each blaming the provider, and the provider rests for the run.
+# At least this many failures in a row, each blaming the provider, and the provider rests for the run.
 COOLDOWN_AFTER_FAILURES = 5
 
 
+def provider_silent(exc: ProviderError) -> bool:
+    """Whether `exc` says nothing about the provider's API: the run's budget ran out, or the request
+    went to a host the tenant owns (a white-label or custom-domain booking page)."""
+    return isinstance(exc, RunOutOfTime) or exc.on_tenant_host
+
+
 def provider_trouble(exc: ProviderError) -> str | None:
-    """A short reason when `exc` says the provider is in trouble; None when the link is to blame."""
-    if isinstance(exc, RunOutOfTime):
+    """A short reason when `exc` says the provider's API is in trouble; None when the link is to
+    blame or the error says nothing about the API (provider_silent)."""
+    if provider_silent(exc):
         return None
     if isinstance(exc, ProviderRateLimited):
         return "HTTP 429"
@@ -90,12 +104,13 @@ class Backlog:
 
 
 class ProviderGate:
-    """Counts each provider's refreshes in flight and its failures in a row."""
+    """Counts each provider's refreshes in flight (and the most at once) and its failures in a row."""
 
     def __init__(self, cap: int, backlog: Backlog) -> None:
         self._cap = cap
         self._backlog = backlog
         self._in_flight: dict[str, int] = {}
+        self._peak_in_flight: dict[str, int] = {}
         self._failures_in_row: dict[str, int] = {}
         self._cooled: set[str] = set()
         self.cooldowns: list[Cooldown] = []
@@ -107,19 +122,25 @@ class ProviderGate:
         return self._backlog.waiting_providers() <= {provider}
 
     def started(self, provider: str) -> None:
-        self._in_flight[provider] = self._in_flight.get(provider, 0) + 1
+        in_flight = self._in_flight.get(provider, 0) + 1
+        self._in_flight[provider] = in_flight
+        self._peak_in_flight[provider] = max(in_flight, self._peak_in_flight.get(provider, 0))
+
+    def cooldown_threshold(self, provider: str) -> int:
+        """Failures in a row that park `provider`: never fewer than a whole round of its requests in flight."""
+        return max(COOLDOWN_AFTER_FAILURES, self._peak_in_flight.get(provider, 0))
 
     def finished(self, provider: str, outcome: RefreshOutcome) -> None:
-        """Record a result; after COOLDOWN_AFTER_FAILURES troubled failures in a row, hold the rest back."""
+        """Record a result; after cooldown_threshold troubled failures in a row, hold the rest back."""
         self._in_flight[provider] = self._in_flight.get(provider, 1) - 1
-        if provider == NO_PROVIDER or provider in self._cooled:
+        if provider == NO_PROVIDER or provider in self._cooled or outcome.provider_silent:
             return
         if outcome.provider_trouble is None:
             self._failures_in_row[provider] = 0
             return
         failures = self._failures_in_row.get(provider, 0) + 1
         self._failures_in_row[provider] = failures
-        if failures >= COOLDOWN_AFTER_FAILURES:
+        if failures >= self.cooldown_threshold(provider):
             self._cooled.add(provider)
             reason = f"{failures} failures in a row (last: {outcome.provider_trouble})"
             self.cooldowns.append(Cooldown(provider, reason, self._backlog.drop(provider)))

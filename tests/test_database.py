@@ -11,7 +11,7 @@ from devtools.pgserver import SCHEMA_FILE, admin_connection, create_database, da
 from lib.db import connect
 from lib.dburl import parse_database_url
 from lib.errors import ConfigError
-from lib.options import Source
+from lib.model import Source
 from lib.outcome import Outcome, RefreshOutcome
 from lib.store import write_outcomes
 from tests.conftest import bearer
@@ -143,18 +143,18 @@ def test_text_postgresql_cannot_store_never_fails_a_batch(seed, db_url):
     hostile = "nul\x00 and a lone \ud800 surrogate"
     outcomes = [
         RefreshOutcome(
-            client_id,
-            Outcome.FAILED,
-            now,
-            now + timedelta(minutes=1),
-            now + timedelta(days=30),
-            error,
-            None,
-            "ghl",
-            url,
-            30,
-            (),
-            meta,
+            client_id=client_id,
+            outcome=Outcome.FAILED,
+            fetched_at=now,
+            stale_at=now + timedelta(minutes=1),
+            range_end=now + timedelta(days=30),
+            error=error,
+            calendar_link_id=None,
+            calendar_type="ghl",
+            calendar_url=url,
+            slot_duration_minutes=30,
+            slots=(),
+            provider_meta=meta,
             keeps_previous_slots=keeps,
         )
         for client_id, error, url, meta, keeps in (

@@ -8,7 +8,8 @@ import pytest
 
 from lib.config import Settings
 from lib.errors import InvalidParameter
-from lib.options import Mode, Source, parse_options
+from lib.model import Mode, Source
+from lib.options import parse_options
 from tests.conftest import bearer
 
 SETTINGS = Settings.from_env({"DATABASE_URL": "postgresql://u:p@localhost/db"})

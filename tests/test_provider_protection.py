@@ -22,7 +22,20 @@ def _candidate(client_id: str) -> Candidate:
 
 
 def _outcome(client_id: str) -> RefreshOutcome:
-    return RefreshOutcome(client_id, Outcome.REFRESHED, NOW, NOW, NOW, None, "l", "ghl", "", 30, ("x",), {})
+    return RefreshOutcome(
+        client_id=client_id,
+        outcome=Outcome.REFRESHED,
+        fetched_at=NOW,
+        stale_at=NOW,
+        range_end=NOW,
+        error=None,
+        calendar_link_id="l",
+        calendar_type="ghl",
+        calendar_url="",
+        slot_duration_minutes=30,
+        slots=("x",),
+        provider_meta={},
+    )
 
 
 class _Recorder:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from lib.model import CachedState, Candidate, DefaultLink
-from lib.options import Mode, Source
+from lib.model import CachedState, Candidate, DefaultLink, Mode, Source
 from lib.schedule import interleave_by_agency, plan
 from sandbox.providers import weekday_slots
 from tests.helpers import assert_invariants, hours_from_now, run_cron

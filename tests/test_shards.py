@@ -14,7 +14,8 @@ from lib.config import DEFAULT_LOCK_KEY, LOCK_KEYS_SPAN
 from lib.db import connect
 from lib.dburl import parse_database_url
 from lib.lock import lock_key
-from lib.options import MAX_SHARDS, UNSHARDED, Shard, Source
+from lib.model import UNSHARDED, Shard, Source
+from lib.options import MAX_SHARDS
 from lib.store import load_candidates, shard_of
 from sandbox.providers import weekday_slots
 from tests.conftest import bearer

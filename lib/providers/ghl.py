@@ -87,9 +87,13 @@ def _free_slots_if_found(ctx: FetchContext, calendar_id: str) -> list[int] | Non
 
 
 def _calendar_id_from_page(ctx: FetchContext, url: str) -> tuple[str, str]:
-    page = ctx.http.get_tenant_page(
-        url, deadline=ctx.deadline, cap_s=TIMEOUT_S, what=f"{NAME} booking page", allow_private=ctx.allow_private
-    )
+    try:
+        page = ctx.http.get_tenant_page(
+            url, deadline=ctx.deadline, cap_s=TIMEOUT_S, what=f"{NAME} booking page", allow_private=ctx.allow_private
+        )
+    except ProviderError as exc:
+        exc.on_tenant_host = True  # the tenant's page, not GoHighLevel's API: no cool-down (lib/throttle.py)
+        raise
     calendar_id = extract_nuxt_calendar_id(page.body.decode("utf-8", "replace"))
     if calendar_id is None:
         raise ProviderError(f"{NAME} booking page has no calendar id: {url}")
