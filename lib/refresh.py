@@ -57,6 +57,7 @@ def refresh_workspace(plan: WorkspacePlan, ctx: RefreshContext, now: datetime) -
             unsupported_duration_error(duration),
             UNSUPPORTED_DURATION_BACKOFF,
             slot_duration=duration,
+            meta=_known_calendly_meta(plan),
         )
     if plan.step is Step.UNSUPPORTED_LINK:
         # The origin's outcome (g): the row describes the unusable link, with no slots, retried every run.
@@ -82,20 +83,14 @@ def unfinished_refresh(plan: WorkspacePlan, ctx: RefreshContext, now: datetime, 
 
 
 def _fetch(plan: WorkspacePlan, ctx: RefreshContext, window: Window) -> ProviderResult:
-    candidate, url = plan.candidate, plan.url
+    url = plan.url
     cached = _reusable_meta(plan)
     if plan.provider == CalendarType.CALENDLY:
-        config = candidate.config
-        configured_uri = None
-        if config is not None:
-            direct = plan.source is Source.DIRECT_BOOK
-            configured_uri = config.calendly_direct_book_uri if direct else config.calendly_uri
-        uuid = extract_event_type_uuid(configured_uri) or _text(cached.get("calendlyEventTypeUuid"))
         fetch = FetchContext(ctx.http, window, ctx.deadline, ctx.calendly_base_url)
         return calendly.fetch_slots(
             fetch,
             url,
-            event_type_uuid=uuid or extract_event_type_uuid(url),
+            event_type_uuid=_known_calendly_uuid(plan),
             timezone=_text(cached.get("calendlyAvailabilityTimezone")),
         )
     if plan.provider == CalendarType.HUBSPOT:
@@ -108,6 +103,29 @@ def _fetch(plan: WorkspacePlan, ctx: RefreshContext, window: Window) -> Provider
             calendar_id_hints=[hint for hint in hints if hint],
         )
     raise AssertionError(f"no provider for {plan.provider!r}")  # plan_refresh only plans FETCH for these
+
+
+def _known_calendly_uuid(plan: WorkspacePlan) -> str | None:
+    """The Calendly event type known without a request (origin §3.3 d): the one configured in the
+    settings for the plan's source, else the row's cached one, else the one the URL names."""
+    config = plan.candidate.config
+    configured_uri = None
+    if config is not None:
+        direct = plan.source is Source.DIRECT_BOOK
+        configured_uri = config.calendly_direct_book_uri if direct else config.calendly_uri
+    cached = _text(_reusable_meta(plan).get("calendlyEventTypeUuid"))
+    return extract_event_type_uuid(configured_uri) or cached or extract_event_type_uuid(plan.url)
+
+
+def _known_calendly_meta(plan: WorkspacePlan) -> dict[str, Any]:
+    """The provider ids of a configuration row for a Calendly link: the application's reader refreshes
+    a Calendly row without `calendlyEventTypeUuid` inline on every read (origin §3.5 metaMissing),
+    so the uuid is kept whenever it is known without asking Calendly."""
+    uuid = _known_calendly_uuid(plan) if plan.calendar_type == CalendarType.CALENDLY else None
+    if uuid is None:
+        return {}
+    timezone = _text(_reusable_meta(plan).get("calendlyAvailabilityTimezone"))
+    return {"calendlyEventTypeUuid": uuid, "calendlyAvailabilityTimezone": timezone}
 
 
 def _desired_ghl_calendar(plan: WorkspacePlan) -> str | None:
@@ -147,9 +165,15 @@ class _RowFactory:
     ttl: timedelta
 
     def config_error(
-        self, outcome: Outcome, error: str, backoff: timedelta, *, slot_duration: int = DEFAULT_MEETING_DURATION
+        self,
+        outcome: Outcome,
+        error: str,
+        backoff: timedelta,
+        *,
+        slot_duration: int = DEFAULT_MEETING_DURATION,
+        meta: dict[str, Any] | None = None,
     ) -> RefreshOutcome:
-        return self._outcome(outcome, error, meta={}, stale_after=backoff, duration=slot_duration)
+        return self._outcome(outcome, error, meta=meta or {}, stale_after=backoff, duration=slot_duration)
 
     def provider_failure(self, error: str, *, trouble: str | None = None, silent: bool = False) -> RefreshOutcome:
         return self._outcome(Outcome.FAILED, error, meta=None, keeps_previous=True, trouble=trouble, silent=silent)

@@ -9,6 +9,7 @@ import pytest
 from lib.outcome import NO_DEFAULT_LINK_ERROR, NO_SLOTS_ERROR
 from sandbox.providers import Fault, weekday_slots
 from tests.helpers import assert_invariants, hours_from_now, iso, run_cron
+from tests.reader_oracle import reader_accepts_written_rows  # noqa: F401 - autouse: the app's reader judges every row
 
 CALENDLY_URL = "https://calendly.com/acme/intro"
 HUBSPOT_URL = "https://meetings.hubspot.com/alice"
@@ -58,7 +59,10 @@ def test_b_blank_link_url_counts_as_no_default(client, seed):
     assert (row.calendar_link_id, row.last_error, row.slots) == (link_id, NO_DEFAULT_LINK_ERROR, [])
 
 
-def test_c_unsupported_meeting_duration(client, seed, sandbox):
+def test_c_unsupported_meeting_duration(client, seed, sandbox, reader_accepts_written_rows):
+    # No request is made for this outcome, so a uuid nobody ever learnt cannot be written: the
+    # application's reader refreshes such a Calendly row inline (as it did with the origin's rows).
+    reader_accepts_written_rows["c1"] = "a (c) Calendly row whose event type uuid was never known"
     seed.client("c1")
     link_id = seed.link("c1", CALENDLY_URL)
     seed.settings("c1", meetingDurationMinutes=45)
@@ -75,6 +79,34 @@ def test_c_unsupported_meeting_duration(client, seed, sandbox):
     )
     assert close_to(row.stale_at, datetime.now(UTC) + timedelta(hours=2))
     assert run_cron(client)["skippedBackoff"] == 1
+
+
+@pytest.mark.parametrize("known_from", ["the previous row", "the settings"])
+def test_c_unsupported_meeting_duration_keeps_a_known_calendly_uuid(client, seed, sandbox, known_from):
+    uuid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+    seed.client("c1")
+    link_id = seed.link("c1", CALENDLY_URL)
+    if known_from == "the settings":
+        uri = f"https://api.calendly.com/event_types/{uuid}"
+        seed.settings("c1", meetingDurationMinutes=45, meetingBookingProvider="CALENDLY", calendlyEventTypeUri=uri)
+    else:
+        seed.settings("c1", meetingDurationMinutes=45)
+        seed.cache(
+            "c1",
+            slots=[],
+            range_start=hours_from_now(-1),
+            stale_at=hours_from_now(-0.5),
+            calendar_link_id=link_id,
+            calendar_url=CALENDLY_URL,
+            calendar_type="calendly",
+            provider_meta={"calendlyEventTypeUuid": uuid, "calendlyAvailabilityTimezone": "Europe/Berlin"},
+        )
+    assert run_cron(client)["skippedUnsupportedDuration"] == 1
+    assert sandbox.total_requests == 0
+    row = seed.row("c1")
+    assert (row.calendar_type, row.slot_duration) == ("calendly", 45)
+    # The reader (tests/reader_oracle.py, autouse here) would refresh the row inline without the uuid.
+    assert row.provider_meta["calendlyEventTypeUuid"] == uuid
 
 
 def test_fixing_the_meeting_duration_ends_the_backoff_at_once(client, seed, sandbox):
@@ -279,7 +311,10 @@ def test_slots_are_future_only_sorted_unique_utc_in_the_exact_form(client, seed,
         assert datetime.fromisoformat(slot) >= now
 
 
-def test_several_default_links_choose_the_latest_updated(client, seed, sandbox):
+def test_several_default_links_choose_the_latest_updated(client, seed, sandbox, reader_accepts_written_rows):
+    # The application takes an arbitrary default link (LIMIT 1 with no order); ours is deterministic
+    # (contract §4), so the reader may see "changed" here whatever we choose.
+    reader_accepts_written_rows["c1"] = "several default links: the application's choice is arbitrary"
     sandbox.add_hubspot_link("newer", weekday_slots(datetime.now(UTC), 31))
     seed.client("c1")
     seed.link("c1", "https://meetings.hubspot.com/older", updated_at=hours_from_now(-48), link_id="L-old")

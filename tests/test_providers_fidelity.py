@@ -25,6 +25,7 @@ from lib.run import run
 from lib.slots import Window, to_ms
 from sandbox.providers import Fault, ProviderSandbox, weekday_slots
 from tests.helpers import hours_from_now, iso, run_cron
+from tests.reader_oracle import reader_accepts_written_rows  # noqa: F401 - autouse: the app's reader judges every row
 
 GHL_ID = "xqwSvxDlit1P0lTnTrfx"
 OTHER_GHL_ID = "OtherCalendar0000000000"
