@@ -5,7 +5,17 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-_HAS_SCHEME = re.compile(r"^https?://", re.IGNORECASE)
+# ASCII only, as the application's JavaScript regex (no `u` flag): Python's IGNORECASE alone would
+# read the long s of `httpſ://` as an `s` and leave such a link without the scheme the app adds.
+_HAS_SCHEME = re.compile(r"^https?://", re.IGNORECASE | re.ASCII)
+# What JavaScript's String.prototype.trim removes (ECMAScript WhiteSpace and LineTerminator). The
+# application trims links that way, and str.strip() differs: it keeps U+FEFF (a byte-order mark
+# pasted with a link) and removes U+001C-U+001F and U+0085, so the row's URL would not be the one
+# the application resolves, and its reader would refresh the row inline on every read.
+JS_WHITESPACE = (
+    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
 _EVENT_TYPE_UUID = re.compile(r"/event_types/([0-9a-f-]{16,})(?:$|[/?#])", re.IGNORECASE)
 
 
@@ -30,9 +40,14 @@ _GHL_MARKERS = (
 )
 
 
+def js_trim(value: str | None) -> str:
+    """`value` trimmed as JavaScript's String.prototype.trim does ('' for None)."""
+    return (value or "").strip(JS_WHITESPACE)
+
+
 def normalize_calendar_url(raw: str | None) -> str:
-    """Trimmed URL with an https:// scheme added when it has none; '' for a blank value."""
-    value = (raw or "").strip()
+    """Trimmed URL with an https:// scheme added when it has none; '' for a blank value (origin §3.3 step 4)."""
+    value = js_trim(raw)
     if not value:
         return ""
     return value if _HAS_SCHEME.match(value) else f"https://{value}"
@@ -60,5 +75,5 @@ def calendar_type_for(link_type: str, url: str) -> str:
 
 def extract_event_type_uuid(value: str | None) -> str | None:
     """The uuid of an `…/event_types/<uuid>` URI or URL, if there is one."""
-    match = _EVENT_TYPE_UUID.search((value or "").strip())
+    match = _EVENT_TYPE_UUID.search(js_trim(value))
     return match.group(1) if match else None

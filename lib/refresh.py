@@ -49,7 +49,14 @@ def refresh_workspace(plan: WorkspacePlan, ctx: RefreshContext, now: datetime) -
     window = Window.ahead(now, ctx.lookahead_days)
     row = _RowFactory(plan, now, window.end, ctx.cache_ttl)
     if plan.step is Step.NO_DEFAULT:
-        return row.config_error(Outcome.NO_DEFAULT, NO_DEFAULT_LINK_ERROR, NO_DEFAULT_BACKOFF)
+        # The row carries the workspace's meeting length, not the origin's 30: the application's reader
+        # refreshes inline, on every read, a row whose length differs from the settings (origin §3.5).
+        return row.config_error(
+            Outcome.NO_DEFAULT,
+            NO_DEFAULT_LINK_ERROR,
+            NO_DEFAULT_BACKOFF,
+            slot_duration=plan.candidate.meeting_duration,
+        )
     if plan.step is Step.UNSUPPORTED_DURATION:
         duration = plan.candidate.meeting_duration
         return row.config_error(

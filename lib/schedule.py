@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from lib.links import normalize_calendar_url
+from lib.links import js_trim, normalize_calendar_url
 from lib.model import DEFAULT_MEETING_DURATION, Candidate, Mode, Source
 from lib.outcome import NO_DEFAULT_LINK_ERROR, UNSUPPORTED_DURATION_PREFIX
 
@@ -53,7 +53,7 @@ def has_direct_book(candidate: Candidate) -> bool:
 
 
 def _trimmed(value: str | None) -> str:
-    return (value or "").strip()
+    return js_trim(value)  # origin §3.2 compares values trimmed by JavaScript
 
 
 def due_candidates(candidates: Sequence[Candidate], *, limit: int, now: datetime) -> list[Candidate]:

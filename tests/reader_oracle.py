@@ -250,12 +250,12 @@ def judge_written_rows(connection: Any, now: datetime | None = None) -> list[Rea
     return [verdict for verdict in verdicts if verdict is not None]
 
 
-@pytest.fixture(autouse=True)
-def reader_accepts_written_rows(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
-    """Autouse in the modules that import it: after a test that has a database, every row the
-    function wrote must look neither changed nor incomplete to the application's reader. A test
-    that writes a row the reader must refresh (say, a failure whose uuid could not be learnt)
-    requests this fixture and names the row in the yielded dict: {clientId: why}."""
+@pytest.fixture(autouse=True, name="reader_accepts_written_rows")
+def reader_fixture(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """`reader_accepts_written_rows`, autouse in the modules that import it: after a test that has a
+    database, every row the function wrote must look neither changed nor incomplete to the
+    application's reader. A test that writes a row the reader must refresh (say, a failure whose uuid
+    could not be learnt) requests the fixture and names the row in the yielded dict: {clientId: why}."""
     if "db_url" not in request.fixturenames:
         yield {}
         return

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from devtools.pgserver import admin_connection
 from sandbox.providers import weekday_slots
 from tests.helpers import assert_invariants, run_cron
-from tests.reader_oracle import reader_accepts_written_rows  # noqa: F401 - autouse: the app's reader judges every row
+from tests.reader_oracle import reader_fixture  # noqa: F401 - autouse: the app's reader judges every row written
 
 GHL_A = "CalendarAAAAAAAAAAAAAAAA"
 GHL_B = "CalendarBBBBBBBBBBBBBBBB"

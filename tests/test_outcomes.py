@@ -9,7 +9,7 @@ import pytest
 from lib.outcome import NO_DEFAULT_LINK_ERROR, NO_SLOTS_ERROR
 from sandbox.providers import Fault, weekday_slots
 from tests.helpers import assert_invariants, hours_from_now, iso, run_cron
-from tests.reader_oracle import reader_accepts_written_rows  # noqa: F401 - autouse: the app's reader judges every row
+from tests.reader_oracle import reader_fixture  # noqa: F401 - autouse: the app's reader judges every row written
 
 CALENDLY_URL = "https://calendly.com/acme/intro"
 HUBSPOT_URL = "https://meetings.hubspot.com/alice"
