@@ -1,5 +1,6 @@
 """Provider protection: each provider's refreshes in flight are capped while others wait, and a provider
-that keeps failing is sent no new work for the rest of the run (counted in the report)."""
+whose API keeps failing is sent no new work for the rest of the run (counted in the report); failures
+of hosts the tenants own, or a burst of failures already in flight together, never park it."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ import threading
 import time
 from datetime import UTC, datetime
 
+import pytest
+
 from lib.deadline import Deadline
 from lib.model import Candidate, DefaultLink
 from lib.outcome import Outcome, RefreshOutcome
-from lib.pool import PoolLimits, run_pool
-from sandbox.providers import Fault, weekday_slots
+from lib.pool import PoolLimits, PoolResult, run_pool
+from lib.providers import ghl
+from lib.throttle import COOLDOWN_AFTER_FAILURES
+from sandbox.providers import Fault, ProviderSandbox, weekday_slots
 from tests.helpers import assert_invariants, run_cron
 
 NOW = datetime.now(UTC)
@@ -21,20 +26,24 @@ def _candidate(client_id: str) -> Candidate:
     return Candidate(client_id, "agency", NOW, DefaultLink("l", "https://x", "unknown"), None, None)
 
 
-def _outcome(client_id: str) -> RefreshOutcome:
+def _outcome(client_id: str, *, trouble: str | None = None, silent: bool = False) -> RefreshOutcome:
+    failed = trouble is not None or silent
     return RefreshOutcome(
         client_id=client_id,
-        outcome=Outcome.REFRESHED,
+        outcome=Outcome.FAILED if failed else Outcome.REFRESHED,
         fetched_at=NOW,
         stale_at=NOW,
         range_end=NOW,
-        error=None,
+        error="failed" if failed else None,
         calendar_link_id="l",
         calendar_type="ghl",
         calendar_url="",
         slot_duration_minutes=30,
-        slots=("x",),
-        provider_meta={},
+        slots=() if failed else ("x",),
+        provider_meta=None if failed else {},
+        keeps_previous_slots=failed,
+        provider_trouble=trouble,
+        provider_silent=silent,
     )
 
 
@@ -144,3 +153,102 @@ def test_failures_that_blame_the_link_do_not_cool_the_provider_down(client, seed
         seed.link(slug, f"https://meetings.hubspot.com/{slug}")
     report = run_cron(client, "concurrency=1")
     assert report["failed"] == 8 and report["providerCooldowns"] == [] and report["heldBack"] == 0
+
+
+# --- the cool-down rule (lib/throttle.py) --------------------------------------------------------
+
+
+def _scripted_pool(script: dict[str, tuple[float, str]], concurrency: int) -> tuple[PoolResult, list[RefreshOutcome]]:
+    """Run one provider's queue (in the script's order) where each refresh sleeps, then answers as
+    scripted: "ok", "trouble" (the API failed: a timeout) or "silent" (a host the tenant owns failed)."""
+
+    def refresh(candidate: Candidate, _now: datetime) -> RefreshOutcome:
+        seconds, kind = script[candidate.client_id]
+        time.sleep(seconds)
+        return _outcome(candidate.client_id, trouble="timeout" if kind == "trouble" else None, silent=kind == "silent")
+
+    outcomes: list[RefreshOutcome] = []
+    result = run_pool(
+        [_candidate(client_id) for client_id in script],
+        refresh,
+        provider_of=lambda _candidate: "ghl",
+        limits=_limits(concurrency, concurrency),
+        clock=lambda: NOW,
+        on_outcome=outcomes.append,
+        on_idle=lambda: None,
+    )
+    return result, outcomes
+
+
+def test_a_burst_of_timeouts_in_flight_together_does_not_park_a_provider_with_healthy_work():
+    # 32 workers: 5 refreshes time out together before any other answers; 195 healthy ones follow.
+    script = {f"t{n}": (0.3, "trouble") for n in range(COOLDOWN_AFTER_FAILURES)}
+    script |= {f"h{n:03d}": (0.6, "ok") for n in range(195)}
+    result, outcomes = _scripted_pool(script, concurrency=32)
+    assert result.cooldowns == () and result.not_started == 0
+    assert sum(outcome.outcome is Outcome.REFRESHED for outcome in outcomes) == 195
+
+
+def test_a_really_failing_provider_still_parks_after_a_whole_round_of_failures():
+    script = {f"t{n:03d}": (0.05, "trouble") for n in range(200)}
+    result, outcomes = _scripted_pool(script, concurrency=32)
+    [cooldown] = result.cooldowns
+    assert cooldown.provider == "ghl" and cooldown.reason == "32 failures in a row (last: timeout)"
+    assert result.not_started == cooldown.held_back == 200 - len(outcomes) > 100
+
+
+@pytest.mark.parametrize(
+    ("kinds", "parks"),
+    [
+        (["trouble"] * 4 + ["ok"] + ["trouble"] * 4, False),  # an answer between failures resets the count
+        (["trouble"] * 4 + ["silent"] * 3 + ["trouble"], True),  # a tenant's host neither counts nor resets
+        (["silent"] * 12, False),
+    ],
+    ids=["answer-resets", "tenant-host-is-neutral", "tenant-hosts-alone"],
+)
+def test_what_counts_toward_a_cooldown(kinds: list[str], parks: bool):
+    result, _ = _scripted_pool({f"w{n:02d}": (0.01, kind) for n, kind in enumerate(kinds + ["ok"] * 5)}, 1)
+    assert bool(result.cooldowns) is parks
+
+
+@pytest.fixture
+def white_label_hosts(monkeypatch: pytest.MonkeyPatch, sandbox: ProviderSandbox) -> ProviderSandbox:
+    """Plain-http requests to any host go through the sandbox (it answers absolute-form targets), so
+    agencies' own booking domains reach it without a request leaving the machine."""
+    for name in ("HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, sandbox.base_url)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, "127.0.0.1,localhost")
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    return sandbox
+
+
+def _seed_link(seed, client_id: str, url: str) -> None:
+    seed.client(client_id)
+    seed.link(client_id, url)
+
+
+def test_dead_white_label_pages_timing_out_together_do_not_park_a_healthy_provider(
+    client, seed, white_label_hosts, monkeypatch
+):
+    sandbox = white_label_hosts
+    monkeypatch.setattr(ghl, "TIMEOUT_S", 1.5)  # a dead page times out in 1.5 s instead of 15
+    healthy_calendar = "HealthyCalendar000000"
+    sandbox.add_ghl_calendar(healthy_calendar, weekday_slots(NOW, 3), fault=Fault(latency_s=0.05))
+    dead = [f"a-dead-{n}" for n in range(10)]  # first in the queue: they fill every worker at once
+    for n, client_id in enumerate(dead):
+        sandbox.add_ghl_booking_page(f"/widget/bookings/demo-{n}", "DeadCalendar0000000000", fault=Fault(hang=True))
+        _seed_link(seed, client_id, f"http://book.agency-{n}.com/widget/bookings/demo-{n}")
+    healthy = [f"b-ok-{n:02d}" for n in range(40)]
+    for client_id in healthy:
+        _seed_link(seed, client_id, f"https://api.leadconnectorhq.com/widget/booking/{healthy_calendar}")
+
+    report = run_cron(client, "concurrency=8")
+
+    assert_invariants(report)
+    assert report["providerCooldowns"] == [] and report["heldBack"] == 0
+    assert (report["refreshed"], report["failed"]) == (40, 10)
+    rows = seed.rows()
+    assert all(rows[client_id].last_error is None and rows[client_id].slots for client_id in healthy)
+    assert all("timed out" in (rows[client_id].last_error or "") for client_id in dead)
