@@ -46,6 +46,15 @@ class WorkspacePlan:
     def link_id(self) -> str | None:
         return self.candidate.link.id if self.candidate.link else None
 
+    @property
+    def row_describes_link(self) -> bool:
+        """Whether the stored row is about the link this plan reads (same link id and normalised URL), as
+        the application's reader judges it: only then are its provider ids and, on a failure, its slots kept."""
+        cache = self.candidate.cache
+        if cache is None or self.link_id is None:
+            return False
+        return cache.calendar_link_id == self.link_id and normalize_calendar_url(cache.calendar_url) == self.url
+
 
 def plan_refresh(candidate: Candidate, source: Source) -> WorkspacePlan:
     """The plan of `candidate`'s refresh for rows of `source`; pure, no I/O."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from lib.deadline import Deadline
 from lib.errors import ProviderError
-from lib.links import CalendarType, extract_event_type_uuid, normalize_calendar_url
+from lib.links import CalendarType, extract_event_type_uuid
 from lib.model import DEFAULT_MEETING_DURATION, Source
 from lib.outcome import (
     NO_DEFAULT_BACKOFF,
@@ -147,9 +147,7 @@ def _desired_ghl_calendar(plan: WorkspacePlan) -> str | None:
 def _reusable_meta(plan: WorkspacePlan) -> dict[str, Any]:
     """Cached provider ids, only while the row still describes the same link and URL."""
     cache = plan.candidate.cache
-    if cache is None or plan.link_id is None or not isinstance(cache.provider_meta, dict):
-        return {}
-    if cache.calendar_link_id != plan.link_id or normalize_calendar_url(cache.calendar_url) != plan.url:
+    if cache is None or not plan.row_describes_link or not isinstance(cache.provider_meta, dict):
         return {}
     return cache.provider_meta
 
@@ -183,6 +181,12 @@ class _RowFactory:
         return self._outcome(outcome, error, meta=meta or {}, stale_after=backoff, duration=slot_duration)
 
     def provider_failure(self, error: str, *, trouble: str | None = None, silent: bool = False) -> RefreshOutcome:
+        """A failure keeps the row's previous (future) slots and ids, unless the row is about another link
+        (the owner replaced or edited it): that calendar's times must not be offered, so the row is
+        rewritten for the current link with no slots (contract §4)."""
+        if self.plan.candidate.cache is not None and not self.plan.row_describes_link:
+            meta = _known_calendly_meta(self.plan)
+            return self._outcome(Outcome.FAILED, error, meta=meta, trouble=trouble, silent=silent)
         return self._outcome(Outcome.FAILED, error, meta=None, keeps_previous=True, trouble=trouble, silent=silent)
 
     def unsupported_link(self, error: str) -> RefreshOutcome:

@@ -269,6 +269,34 @@ def test_h_provider_failure_keeps_previous_future_slots_and_range(client, seed, 
     assert report["errors"][0].startswith("c1: ")
 
 
+@pytest.mark.parametrize("change", ["another link", "the link's URL edited"])
+def test_h_failure_after_the_link_changed_drops_the_old_calendars_slots(client, seed, sandbox, change):
+    sandbox.add_hubspot_link("new-owner", [], fault=Fault(status=503))
+    seed.client("c1")
+    new_url = "https://meetings.hubspot.com/new-owner"
+    link_id = seed.link("c1", new_url, link_type="hubspot")
+    old_link = "L-replaced" if change == "another link" else link_id
+    seed.link("c1", "https://calendly.com/old/intro", link_id="L-replaced", is_default=False)
+    seed.cache(
+        "c1",
+        slots=[iso(hours_from_now(30))],
+        range_start=hours_from_now(-3),
+        stale_at=hours_from_now(-0.5),
+        calendar_link_id=old_link,
+        calendar_url="https://calendly.com/old/intro",
+        calendar_type="calendly",
+        provider_meta={"calendlyEventTypeUuid": "old-uuid-0000000000"},
+    )
+    report = run_cron(client)
+    assert (report["failed"], report["refreshed"]) == (1, 0)
+    row = seed.row("c1")
+    # The old calendar's times are not offered; the row now describes the current link (contract §4),
+    # so the application's reader (autouse here) sees nothing changed.
+    assert row.slots == []
+    assert (row.calendar_link_id, row.calendar_url, row.calendar_type) == (link_id, new_url, "hubspot")
+    assert "HTTP 503" in row.last_error and row.provider_meta == {}
+
+
 def test_h_failure_without_a_previous_row_creates_an_empty_one(client, seed, sandbox):
     sandbox.add_hubspot_link("alice", [], fault=Fault(status=502))
     seed.client("c1")

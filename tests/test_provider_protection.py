@@ -106,8 +106,9 @@ def test_without_other_work_waiting_the_cap_does_not_idle_workers():
     assert max(count for _, _, count in recorder.events) == 8
 
 
-def _seed_previous(seed, client_id: str, slots: list[str]) -> None:
-    seed.cache(client_id, slots=slots, range_start=NOW, stale_at=NOW)
+def _seed_previous(seed, client_id: str, link_id: str, url: str, slots: list[str]) -> None:
+    """A previous row about this very link (a failure keeps only such a row's slots)."""
+    seed.cache(client_id, slots=slots, range_start=NOW, stale_at=NOW, calendar_link_id=link_id, calendar_url=url)
 
 
 def test_a_provider_that_keeps_failing_is_held_back_for_the_rest_of_the_run(client, seed, sandbox):
@@ -117,8 +118,8 @@ def test_a_provider_that_keeps_failing_is_held_back_for_the_rest_of_the_run(clie
     for slug in sick:
         sandbox.add_hubspot_link(slug, healthy, fault=Fault(status=503, headers=(("Retry-After", "0"),)))
         seed.client(slug)
-        seed.link(slug, f"https://meetings.hubspot.com/{slug}")
-        _seed_previous(seed, slug, previous)
+        url = f"https://meetings.hubspot.com/{slug}"
+        _seed_previous(seed, slug, seed.link(slug, url), url, previous)
     for n in range(6):
         calendar = f"healthyCalendar{n:05d}"
         sandbox.add_ghl_calendar(calendar, healthy)

@@ -104,7 +104,7 @@ def test_configuration_rows_of_another_meeting_length_look_unchanged_to_the_read
     assert {row.slot_duration for row in seed.rows().values()} == {45}
 
 
-def test_unsupported_links_and_failures_of_a_changed_link_are_judged_too(client, seed, sandbox):
+def test_unsupported_and_failing_links_look_unchanged_to_the_reader(client, seed, sandbox):
     seed.client("unsupported")
     seed.link("unsupported", "https://zoom.us/j/123")
     seed.client("gone")
