@@ -144,14 +144,21 @@ def _settings(story: Story) -> list[str]:
     config = story.config
     if config is None:
         return ["  settings: no WorkspaceSettings row (meeting length 30 min, provider GHL)"]
-    return [
-        f"  settings: meeting length {config.meeting_duration_minutes} min, booking provider {config.booking_provider}",
-        f"    GoHighLevel calendar ids: default {config.ghl_default_calendar_id!r}, "
-        f"direct-book {config.ghl_direct_book_calendar_id!r}",
-        f"    Calendly event type: link {config.calendly_link!r}, uri {config.calendly_uri!r}",
-        f"    Calendly direct-book event type: link {config.calendly_direct_book_link!r}, "
-        f"uri {config.calendly_direct_book_uri!r}",
+    lines = [
+        f"  settings: meeting length {config.meeting_duration_minutes} min, booking provider {config.booking_provider}"
     ]
+    calendars = (
+        ("GoHighLevel calendar id", config.ghl_default_calendar_id),
+        ("GoHighLevel direct-book calendar id", config.ghl_direct_book_calendar_id),
+        ("Calendly event type link", config.calendly_link),
+        ("Calendly event type uri", config.calendly_uri),
+        ("Calendly direct-book event type link", config.calendly_direct_book_link),
+        ("Calendly direct-book event type uri", config.calendly_direct_book_uri),
+    )
+    lines += [f"    {name}: {value!r}" for name, value in calendars if value]
+    if len(lines) == 1:
+        lines.append("    no calendar id or event type set (the link alone decides)")
+    return lines
 
 
 def _source_story(source: SourceStory, now: datetime) -> list[str]:
