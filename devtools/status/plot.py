@@ -51,7 +51,7 @@ def _panel(axis: Any, summary: SourceSummary, overview: Overview) -> int:
         ages = ages_of[provider]
         spread = [position + jitter.uniform(-JITTER, JITTER) for _ in ages]
         axis.scatter(ages, spread, s=12, alpha=0.6, zorder=3)
-    axis.boxplot([ages_of[provider] for provider in providers], vert=False, widths=0.6, showfliers=False)
+    axis.boxplot([ages_of[provider] for provider in providers], orientation="horizontal", widths=0.6, showfliers=False)
     axis.set_yticks(range(1, len(providers) + 1), [f"{name} ({len(ages_of[name])})" for name in providers])
     axis.set_xscale("log")
     largest = max(max(ages) for ages in ages_of.values())
