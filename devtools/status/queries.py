@@ -12,11 +12,16 @@ from lib.db import Database
 from lib.options import Source
 
 # Every cache row (or one workspace's), without slotsUtc: the slots are ~20 kB a row, and the
-# overview needs none of them.
+# overview needs none of them. Times come as epoch milliseconds (timestamp(3) values are UTC):
+# pg8000 parses timestamp text with strptime, which was most of the view's time at 10,000 rows.
 ROWS_SQL = """
 SELECT w."clientId", CAST(w."availabilitySource" AS text), w."calendarLinkId", w."calendarType",
-       w."calendarUrl", w."slotDurationMinutes", w."providerMeta", w."rangeStart", w."rangeEnd",
-       w."fetchedAt", w."staleAt", w."lastError"
+       w."calendarUrl", w."slotDurationMinutes", w."providerMeta",
+       CAST(extract(epoch FROM w."rangeStart") * 1000 AS bigint),
+       CAST(extract(epoch FROM w."rangeEnd") * 1000 AS bigint),
+       CAST(extract(epoch FROM w."fetchedAt") * 1000 AS bigint),
+       CAST(extract(epoch FROM w."staleAt") * 1000 AS bigint),
+       w."lastError"
 FROM "WorkspaceAvailabilityCache" w
 WHERE CAST(:client_id AS text) IS NULL OR w."clientId" = CAST(:client_id AS text)
 ORDER BY w."clientId", w."availabilitySource"
@@ -72,10 +77,10 @@ class CacheRow:
             url,
             duration,
             meta,
-            _utc(start),
-            _utc(end),
-            _utc(fetched),
-            _utc(stale),
+            _from_epoch_ms(start),
+            _from_epoch_ms(end),
+            _from_epoch_ms(fetched),
+            _from_epoch_ms(stale),
             error,
         )
 
@@ -125,6 +130,10 @@ def slot_summary(db: Database, client_id: str, source: Source, now: datetime) ->
     rows = db.run(SLOTS_SQL, client_id=client_id, source=source.value, now=now.isoformat())
     count, ahead, first, last = rows[0] if rows else (None, 0, None, None)
     return SlotSummary(count, ahead, first, last)
+
+
+def _from_epoch_ms(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, UTC)
 
 
 def _utc(value: datetime) -> datetime:
