@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -468,9 +470,13 @@ def test_status_of_the_demo_after_a_run(client, seed, db_url, monkeypatch):
 
 
 @pytest.fixture
-def local_server_dir(tmp_path: Path) -> Iterator[Path]:
-    """A data directory as `make run` leaves it: schema and demo in place, server stopped."""
-    data_dir = tmp_path / "postgres"
+def local_server_dir() -> Iterator[Path]:
+    """A data directory as `make run` leaves it: schema and demo in place, server stopped.
+
+    In a mkdtemp folder, as conftest's server: pytest's own base folder is reset to mode 0700 by
+    every pytest session that starts meanwhile, which a server running as another user (root's
+    case) cannot cross."""
+    data_dir = Path(tempfile.mkdtemp(prefix="availability-cron-status-")) / "postgres"
     server = EmbeddedPostgres(data_dir).start()
     try:
         apply_schema(server.url())
@@ -479,8 +485,11 @@ def local_server_dir(tmp_path: Path) -> Iterator[Path]:
         connection.close()
     finally:
         server.stop()
-    yield data_dir
-    EmbeddedPostgres(data_dir).stop()
+    try:
+        yield data_dir
+    finally:
+        EmbeddedPostgres(data_dir).stop()
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
 def test_local_database_is_started_for_the_view_and_stopped_after(local_server_dir):
