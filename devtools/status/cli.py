@@ -7,8 +7,8 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Mapping
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -85,30 +85,22 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
-def _database_url(local: bool, env: Mapping[str, str]) -> AbstractContextManager[tuple[str, str]]:
+@contextmanager
+def _database_url(local: bool, env: Mapping[str, str]) -> Iterator[tuple[str, str]]:
     """The URL to read and the name to give it in errors: the local server, or the function's variables."""
     if local:
         # Imported here: the embedded server's package is for the local database only (and its import
         # warns about XDG_RUNTIME_DIR on some machines).
         from devtools.status.local import local_database_url  # noqa: PLC0415
 
-        return _named(local_database_url(), "the local database")
+        with local_database_url() as url:
+            yield url, "the local database"
+        return
     variable = "DIRECT_URL" if env.get("DIRECT_URL", "").strip() else "DATABASE_URL"
     url = env.get(variable, "").strip()
     if not url:
         raise ConfigError("DATABASE_URL", "not set (nor DIRECT_URL)")
-    return nullcontext((url, variable))
-
-
-class _named(AbstractContextManager[tuple[str, str]]):  # noqa: N801 - used like a function
-    def __init__(self, inner: AbstractContextManager[str], name: str) -> None:
-        self._inner, self._name = inner, name
-
-    def __enter__(self) -> tuple[str, str]:
-        return self._inner.__enter__(), self._name
-
-    def __exit__(self, *exc_info: Any) -> bool | None:
-        return self._inner.__exit__(*exc_info)
+    yield url, variable
 
 
 def _show(args: argparse.Namespace, target: DatabaseTarget, out: TextIO) -> int:
