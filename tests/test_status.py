@@ -22,8 +22,20 @@ import pytest
 from devtools.demo import BROKEN_HUBSPOT_SLUG, seed_demo
 from devtools.pgserver import EmbeddedPostgres, admin_connection, apply_schema, free_port
 from devtools.status.cli import main
+from devtools.status.failures import normalize_error
 from devtools.status.local import LocalDatabaseError, local_database_url
-from devtools.status.reader import DURATION_CHANGED, META_MISSING, STALE, URL_CHANGED
+from devtools.status.reader import (
+    DURATION_CHANGED,
+    LINK_CHANGED,
+    META_MISSING,
+    NO_ROW,
+    STALE,
+    URL_CHANGED,
+    ReaderVerdict,
+    StoredRow,
+    WorkspaceNow,
+    reader_verdict,
+)
 from devtools.status.session import APPLICATION_NAME, read_only_session
 from lib.config import DEFAULT_LOCK_KEY
 from lib.dburl import parse_database_url
@@ -517,3 +529,89 @@ def test_no_local_database_says_what_to_do(tmp_path):
         local_database_url(tmp_path / "postgres"),
     ):
         pass
+
+
+# --- the pure parts: the reader's predicate and the failure shapes --------------------------------
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+LINK = "https://calendly.com/acme/intro"
+
+
+def _row(**changes: Any) -> StoredRow:
+    values: dict[str, Any] = {
+        "calendar_link_id": "link-1",
+        "calendar_type": "calendly",
+        "calendar_url": LINK,
+        "slot_duration_minutes": 30,
+        "provider_meta": {"calendlyEventTypeUuid": "0d3f…"},
+        "stale_at": NOW + timedelta(seconds=30),
+    }
+    values.update(changes)
+    return StoredRow(**values)
+
+
+WORKSPACE = WorkspaceNow("link-1", LINK, 30)
+
+
+@pytest.mark.parametrize(
+    ("row", "workspace", "reasons"),
+    [
+        (_row(), WORKSPACE, ()),
+        (_row(stale_at=NOW), WORKSPACE, (STALE,)),  # staleAt <= now: stale at the very instant
+        (_row(calendar_link_id="link-0"), WORKSPACE, (LINK_CHANGED,)),
+        (_row(calendar_url="calendly.com/acme/intro"), WORKSPACE, ()),  # compared normalised
+        (_row(calendar_url="https://calendly.com/acme/other"), WORKSPACE, (URL_CHANGED,)),
+        (_row(calendar_link_id=None, calendar_url=""), WorkspaceNow(None, "", 30), ()),  # no link: no change flag
+        (_row(slot_duration_minutes=60), WORKSPACE, (DURATION_CHANGED,)),
+        (_row(provider_meta={}), WORKSPACE, (META_MISSING,)),
+        (_row(provider_meta={"calendlyEventTypeUuid": None}), WORKSPACE, (META_MISSING,)),
+        (_row(provider_meta={"calendlyEventTypeUuid": ""}), WORKSPACE, (META_MISSING,)),
+        (_row(provider_meta=None), WORKSPACE, (META_MISSING,)),
+        (_row(provider_meta={"calendlyEventTypeUuid": []}), WORKSPACE, ()),  # truthy in JavaScript
+        (_row(provider_meta={}, calendar_url=""), WorkspaceNow("link-1", "", 30), ()),  # no URL: no metaMissing
+        (_row(provider_meta={}, calendar_type="Calendly"), WORKSPACE, ()),  # exact, case-sensitive type
+        (_row(provider_meta={}, calendar_type="hubspot"), WORKSPACE, ()),
+        (
+            _row(stale_at=NOW - timedelta(days=1), calendar_link_id="x", slot_duration_minutes=45, provider_meta={}),
+            WORKSPACE,
+            (STALE, LINK_CHANGED, DURATION_CHANGED, META_MISSING),
+        ),
+    ],
+)
+def test_the_readers_predicate(row, workspace, reasons):
+    verdict = reader_verdict(row, workspace, NOW)
+    assert (verdict.fresh, verdict.reasons) == (not reasons, reasons)
+
+
+def test_the_reader_refreshes_when_there_is_no_row():
+    assert reader_verdict(None, WORKSPACE, NOW) == ReaderVerdict(False, (NO_ROW,))
+
+
+@pytest.mark.parametrize(
+    ("message", "shape"),
+    [
+        (
+            "HubSpot availability-page (month 2) answered HTTP 503",
+            "HubSpot availability-page (month <n>) answered HTTP 503",
+        ),
+        (
+            "GoHighLevel calendar abcDEF123456ghiJKL (from the booking page) not found",
+            "GoHighLevel calendar <id> (from the booking page) not found",
+        ),
+        (
+            "HubSpot meetings link not found: slug 'jane-doe' does not exist",
+            "HubSpot meetings link not found: slug '<id>' does not exist",
+        ),
+        ("Calendly event type not found for https://calendly.com/x/y?a=1.", "Calendly event type not found for <url>."),
+        ("Could not resolve booking.acme-agency.io: no such host", "Could not resolve <host>: no such host"),
+        (
+            "GoHighLevel booking page: connection failed at 10.0.0.7:8443",
+            "GoHighLevel booking page: connection failed at <host>",
+        ),
+        ("Calendly timed out after 12.5 s", "Calendly timed out after <n> s"),
+        ("error body (422: 9f1c2e3d-aaaa-bbbb-cccc-0123456789ab)", "error body (<n>: <id>)"),
+        ("No availability slots found", "No availability slots found"),
+    ],
+)
+def test_failure_messages_are_reduced_to_their_shape(message, shape):
+    assert normalize_error(message) == shape
