@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format run run-once clean bench bench-quick
+.PHONY: install test lint format run run-once status clean bench bench-quick
 
 install: $(STAMP)
 
@@ -31,6 +31,10 @@ run: $(STAMP)
 
 run-once: $(STAMP)
 	$(BIN)/python -m devtools.local_run --once
+
+# The caches at a glance (read-only) in the local database of `make run`; ARGS="--client ID" for one workspace.
+status: $(STAMP)
+	$(BIN)/python -m devtools.status --local $(ARGS)
 
 # Issue 5's scenarios (N=2,000/5,000/10,000 at L=200 ms), median of 3: about a quarter of an hour.
 bench: $(STAMP)

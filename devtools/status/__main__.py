@@ -1,0 +1,7 @@
+"""`python -m devtools.status`."""
+
+import sys
+
+from devtools.status.cli import main
+
+sys.exit(main())
