@@ -21,7 +21,7 @@ from devtools.status.story import load_story
 from lib.db import Database
 from lib.dburl import DatabaseTarget, parse_database_url
 from lib.errors import AvailabilityCronError, ConfigError
-from lib.options import Source
+from lib.model import Source
 
 EXIT_OK = 0
 EXIT_UNKNOWN_CLIENT = 1

@@ -1,9 +1,9 @@
 """The function's own view of a workspace, from the function's own code: the one place where the
 status view calls into lib/ to learn what a run would read and decide.
 
-Every call into the function's resolution code (lib/store.py's candidate query, lib/refresh.py's
-URL resolution and provider choice, lib/schedule.py's backoff and direct-book rules) is here, so
-that when those move (a per-workspace plan), only this module needs re-pointing.
+Every call into the function's resolution code (lib/store.py's candidate query, lib/plan.py's
+per-workspace plan, lib/schedule.py's backoff and direct-book rules) is here, so the status view
+reads exactly what a run would decide.
 """
 
 from __future__ import annotations
@@ -13,13 +13,10 @@ from datetime import datetime
 
 from devtools.status.reader import WorkspaceNow
 from lib.db import Database
-from lib.links import calendar_type_for
-from lib.model import DEFAULT_MEETING_DURATION, Candidate
-from lib.options import UNSHARDED, Source
-from lib.refresh import SUPPORTED_TYPES, provider_key, resolve_availability_url
+from lib.model import DEFAULT_MEETING_DURATION, UNSHARDED, Candidate, Source
+from lib.plan import SUPPORTED_TYPES, Step, plan_refresh
 from lib.schedule import has_direct_book, in_backoff
 from lib.store import load_candidates
-from lib.throttle import NO_PROVIDER
 
 NO_LINK = "none"  # the provider label of a workspace without a usable default link
 OTHER = "other"  # ... of a link of no supported provider
@@ -45,31 +42,31 @@ def load_workspaces(db: Database, source: Source, client_id: str | None = None) 
 
 
 def reading(candidate: Candidate, source: Source, now: datetime) -> Reading:
-    """What the next run of `source` would do for this workspace."""
+    """What the next run of `source` would do for this workspace: the run's own plan, in words."""
     eligible = source is Source.DEFAULT or has_direct_book(candidate)
-    link = candidate.link
-    url = resolve_availability_url(candidate, source) if link is not None else ""
-    calendar_type = calendar_type_for(link.type, url) if link is not None and url else ""
-    provider = provider_key(candidate, source)
-    reason = None
-    if provider == NO_PROVIDER:
-        if not url:
-            reason = "no default calendar link (or its URL is blank)"
-        elif candidate.meeting_duration != DEFAULT_MEETING_DURATION:
-            reason = f"meeting length {candidate.meeting_duration} min (only 30 is supported)"
-        else:
-            reason = f"unsupported calendar link type {calendar_type!r}"
-    return Reading(url, calendar_type, provider, eligible, eligible and in_backoff(candidate, now), reason)
+    plan = plan_refresh(candidate, source)
+    reason = _NO_REQUEST_REASONS.get(plan.step)
+    if plan.step is Step.UNSUPPORTED_DURATION:
+        reason = f"meeting length {candidate.meeting_duration} min (only 30 is supported)"
+    elif plan.step is Step.UNSUPPORTED_LINK:
+        reason = f"unsupported calendar link type {plan.calendar_type!r}"
+    calendar_type = plan.calendar_type if plan.url else ""
+    backoff = eligible and in_backoff(candidate, now)
+    return Reading(plan.url, calendar_type, plan.provider, eligible, backoff, reason)
+
+
+_NO_REQUEST_REASONS = {
+    Step.NO_DEFAULT: "no default calendar link (or its URL is blank)",
+    Step.MALFORMED_URL: "the link's host or port cannot be read",
+}
 
 
 def provider_label(candidate: Candidate, source: Source) -> str:
     """The provider a workspace belongs to, for grouping: its link's, even when the run makes no request."""
-    if candidate.link is None:
+    plan = plan_refresh(candidate, source)
+    if not plan.url:
         return NO_LINK
-    url = resolve_availability_url(candidate, source)
-    if not url:
-        return NO_LINK
-    calendar_type = calendar_type_for(candidate.link.type, url).lower()
+    calendar_type = plan.calendar_type.lower()
     return calendar_type if calendar_type in SUPPORTED_TYPES else OTHER
 
 
@@ -77,9 +74,8 @@ def workspace_now(candidate: Candidate | None, source: Source) -> WorkspaceNow:
     """What the application's reader compares a row of `source` with (reader.py)."""
     if candidate is None:
         return WorkspaceNow(None, "", DEFAULT_MEETING_DURATION)
-    link = candidate.link
-    expected = resolve_availability_url(candidate, source) if link is not None else ""
-    return WorkspaceNow(link.id if link else None, expected, candidate.meeting_duration)
+    plan = plan_refresh(candidate, source)
+    return WorkspaceNow(plan.link_id, plan.url, candidate.meeting_duration)
 
 
 def has_distinct_direct_book(candidate: Candidate) -> bool:

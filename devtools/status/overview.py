@@ -14,8 +14,7 @@ from devtools.status import function_view
 from devtools.status.failures import normalize_error
 from devtools.status.queries import CacheRow
 from devtools.status.reader import reader_verdict
-from lib.model import Candidate
-from lib.options import Source
+from lib.model import Candidate, Source
 
 # How long a stale row has been stale (now - staleAt). With the default one-minute TTL and a run
 # every minute, a row is routinely stale for a few seconds before the next run: the first bucket.

@@ -9,7 +9,7 @@ from typing import Any
 
 from devtools.status.reader import StoredRow
 from lib.db import Database
-from lib.options import Source
+from lib.model import Source
 
 # Every cache row (or one workspace's), without slotsUtc: the slots are ~20 kB a row, and the
 # overview needs none of them. Times come as epoch milliseconds (timestamp(3) values are UTC):

@@ -11,8 +11,7 @@ from devtools.status import function_view
 from devtools.status.queries import CacheRow, ClientRecord, SlotSummary, cache_rows, client_record, slot_summary
 from devtools.status.reader import ReaderVerdict, reader_verdict
 from lib.db import Database
-from lib.model import Candidate, DefaultLink, WorkspaceConfig
-from lib.options import Source
+from lib.model import Candidate, DefaultLink, Source, WorkspaceConfig
 
 
 @dataclass(frozen=True)
