@@ -9,6 +9,7 @@ from urllib.parse import quote, urlsplit
 
 from lib.errors import ProviderError, ProviderHTTPError, ProviderResponseError
 from lib.providers.base import FetchContext, ProviderResult, expect_dict, expect_list
+from lib.providers.tenant import get_tenant_page
 from lib.slots import ms_chunks, parse_instant_ms, unique_instants
 
 TIMEOUT_S = 15.0
@@ -87,8 +88,9 @@ def _free_slots_if_found(ctx: FetchContext, calendar_id: str) -> list[int] | Non
 
 
 def _calendar_id_from_page(ctx: FetchContext, url: str) -> tuple[str, str]:
-    page = ctx.http.get_tenant_page(
-        url, deadline=ctx.deadline, cap_s=TIMEOUT_S, what=f"{NAME} booking page", allow_private=ctx.allow_private
+    what = f"{NAME} booking page"
+    page = get_tenant_page(
+        ctx.http, url, deadline=ctx.deadline, cap_s=TIMEOUT_S, what=what, allow_private=ctx.allow_private
     )
     calendar_id = extract_nuxt_calendar_id(page.body.decode("utf-8", "replace"))
     if calendar_id is None:
