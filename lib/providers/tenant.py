@@ -3,13 +3,14 @@ are followed here, one hop at a time, and every hop is judged by the guard befor
 
 from __future__ import annotations
 
-from urllib.parse import urljoin
+import contextlib
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
 from lib.deadline import Deadline
 from lib.errors import ProviderError
-from lib.providers.guard import BlockedUrlError, TenantUrlPolicy, check_prepared_url
+from lib.providers.guard import BlockedUrlError, TenantUrlPolicy, check_host, check_prepared_url
 from lib.providers.http import REDIRECT_STATUSES, HttpClient, Response
 
 MAX_REDIRECTS = 5
@@ -42,6 +43,8 @@ def prepared_url(url: str) -> str:
     try:
         return requests.Request("GET", url).prepare().url or ""
     except (requests.RequestException, ValueError) as exc:
+        with contextlib.suppress(ValueError):  # name the host when it is what cannot be parsed
+            check_host(urlsplit(url).hostname or "", TenantUrlPolicy(allow_private=True))
         raise BlockedUrlError(f"Blocked URL: the URL cannot be parsed ({type(exc).__name__})") from exc
 
 
