@@ -49,9 +49,9 @@ class Canary:
 
 
 class Internet:
-    """The server behind PUBLIC_HOST: `/r/<n>/…` answers 302 to target n; any other request is
-    answered with a 302 to the very URL it asked for (a rebinding name, asked again, must not reach
-    loopback the second time either)."""
+    """The server behind PUBLIC_HOST: `/r/<n>/…` answers 302 to target n, `/ok…` a 200 page naming
+    the Host it was asked for; any other request is answered with a 302 to the very URL it asked for
+    (a rebinding name, asked again, must not reach loopback the second time either)."""
 
     def __init__(self) -> None:
         self.targets: list[str] = []
@@ -68,11 +68,13 @@ class Internet:
         self.requests.append(request_line)
         target = request_line.split(" ")[1] if request_line.count(" ") >= 2 else "/"
         match = re.match(r"^/r/(\d+)/", target)
-        if match:
-            location = self.targets[int(match.group(1))]
-        else:
-            host = re.search(r"\r\nHost: *([^\r\n]*)", head, re.IGNORECASE)
-            location = f"http://{host.group(1) if host else PUBLIC_HOST}{target}"
+        found = re.search(r"\r\nHost: *([^\r\n]*)", head, re.IGNORECASE)
+        host = found.group(1) if found else PUBLIC_HOST
+        if target.startswith("/ok"):
+            page = f"public page for {host}".encode()
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(page), page))
+            return
+        location = self.targets[int(match.group(1))] if match else f"http://{host}{target}"
         connection.sendall(
             b"HTTP/1.1 302 Found\r\nLocation: "
             + location.encode("utf-8")

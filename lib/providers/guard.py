@@ -113,6 +113,8 @@ def is_public_address(ip: IPAddress) -> bool:
     """True for a globally routed unicast address. Python's `is_global` alone is not enough: it calls
     multicast, site-local, IPv4-compatible, 6to4 and NAT64 addresses global, and the last three
     carry an IPv4 address (127.0.0.1, say) that a gateway would translate to."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return is_public_address(ip.ipv4_mapped)  # the IPv4 address is the one reached
     if not ip.is_global or ip.is_multicast or ip.is_reserved:
         return False
     if isinstance(ip, ipaddress.IPv4Address):
@@ -124,8 +126,6 @@ def is_public_address(ip: IPAddress) -> bool:
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
     if ip.sixtofour is not None:
         return ip.sixtofour
     if ip.teredo is not None:
