@@ -72,7 +72,8 @@ class Internet:
         host = found.group(1) if found else PUBLIC_HOST
         if target.startswith("/ok"):
             page = f"public page for {host}".encode()
-            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(page), page))
+            head_bytes = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(page)
+            connection.sendall(head_bytes + page)
             return
         location = self.targets[int(match.group(1))] if match else f"http://{host}{target}"
         connection.sendall(

@@ -118,7 +118,7 @@ def test_tenant_links_and_redirects_to_internal_addresses_never_reach_them(
 def test_a_redirect_to_a_host_with_a_nul_byte_fails_only_its_workspace(
     client: Any, seed: Seeder, sandbox: ProviderSandbox, guarded: Stand
 ) -> None:
-    internet, canary, _, route = guarded
+    internet, canary, _, _ = guarded
     sandbox.add_ghl_calendar(GHL_ID, weekday_slots(datetime.now(UTC), 31))
     seed.client("nul", "agency-1")
     seed.link("nul", internet.redirect_url("http://evil\x00.127.0.0.1.example/"), link_type="ghl")

@@ -20,16 +20,15 @@ from tests.stand_in_internet import PUBLIC_HOST, Canary, HostileDns, Internet, R
 pytestmark = pytest.mark.usefixtures("secret_scan")
 REBINDING_NAMES = 8
 MIN_VARIANTS = 300
+Stand = tuple[Internet, Canary, HostileDns, Route]
 
 
 @pytest.fixture
-def internet(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Iterator[tuple[Internet, Canary, HostileDns, Route]]:
+def internet(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Iterator[Stand]:
     yield from stand_in_internet(monkeypatch)
 
 
-def test_hostile_links_and_rebinding_names_never_reach_the_canary(
-    client: Any, seed: Seeder, internet: tuple[Internet, Canary, HostileDns, Route]
-) -> None:
+def test_hostile_links_and_rebinding_names_never_reach_the_canary(client: Any, seed: Seeder, internet: Stand) -> None:
     web, canary, dns, route = internet
     dns.names.update(ATTACKER_DNS)
     v6_port = canary.v6.port if canary.v6 else canary.v4.port
@@ -62,7 +61,7 @@ def test_hostile_links_and_rebinding_names_never_reach_the_canary(
 
 
 def test_the_stand_in_internet_is_reached_and_nothing_else_is(
-    internet: tuple[Internet, Canary, HostileDns, Route],
+    internet: Stand,
 ) -> None:
     """Checks the harness: a connection to the public address reaches the stand-in server, one to
     another public address is refused and recorded, one to loopback is left alone."""

@@ -85,7 +85,8 @@ def test_prepared_urls_that_are_refused_and_why(url: str, error: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["https://booking.example.com/widget/bookings/x", "http://93.184.215.14:8080/", "HTTPS://XN--BCHER-KVA.EXAMPLE./"]
+    "url",
+    ["https://booking.example.com/widget/bookings/x", "http://93.184.215.14:8080/", "HTTPS://XN--BCHER-KVA.EXAMPLE./"],
 )
 def test_public_urls_pass_the_syntax_and_literal_checks(url: str) -> None:
     check_prepared_url(url, PUBLIC)
@@ -132,7 +133,7 @@ def test_a_name_is_resolved_once_and_refused_when_any_answer_is_private(monkeypa
 
 def test_one_private_answer_among_public_ones_refuses_the_name(monkeypatch: pytest.MonkeyPatch) -> None:
     public, private = ("93.184.215.14", 80), ("127.0.0.1", 80)
-    answers = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", public), (socket.AF_INET, socket.SOCK_STREAM, 6, "", private)]
+    answers = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", address) for address in (public, private)]
     monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: answers)
     with pytest.raises(BlockedUrlError, match=r"non-public address \(127\.0\.0\.1\)"):
         vetted_addresses("mixed.attacker.test", 80, PUBLIC)
