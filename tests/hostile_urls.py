@@ -89,6 +89,13 @@ def _v6_spellings() -> list[HostSpelling]:
         "v6-loopback-long": "[0:0:0:0:0:0:0:1]",
         "v6-loopback-padded": "[0000::0001]",
         "v6-attacker-name": "loop6.attacker.test",
+        # Python's `is_global` (and so `is_private`) misjudges these: a gateway or the kernel may
+        # deliver them inside. The route refuses and records any connection to them.
+        "v6-ipv4-compatible": "[::127.0.0.1]",
+        "v6-site-local": "[fec0::1]",
+        "v6-6to4": "[2002:7f00:1::]",
+        "v6-nat64": "[64:ff9b::7f00:1]",
+        "v6-multicast": "[ff02::1]",
     }
     return [HostSpelling(label, host, v6=True) for label, host in hosts.items()]
 
