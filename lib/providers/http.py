@@ -166,6 +166,8 @@ class HttpClient:
             raise ProviderUnreachable(f"{what}: connection failed ({_reason(exc)})") from exc
         except requests.RequestException as exc:
             raise ProviderError(f"{what}: request failed ({_reason(exc)})") from exc
+        except UnicodeError as exc:  # http.client sends headers as Latin-1: build them with lib/providers/weburl.py
+            raise ProviderError(f"{what}: request failed (a header is not ASCII: {type(exc).__name__})") from exc
         if result.status == 429:
             wait = rate_limit_wait(result.headers)
             raise ProviderRateLimited(f"{what} answered HTTP 429: rate limited" + _wait_text(wait), wait)
