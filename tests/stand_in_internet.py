@@ -125,10 +125,12 @@ def _wire_name(host: Any) -> str:
 
 
 class Route:
-    """Delivers connections to PUBLIC_HOST (any port) to `server`; refuses and records connections to
-    any other non-loopback address, so nothing leaves the machine."""
+    """Delivers connections to the public `addresses` (any port) to the loopback `port`; refuses and
+    records connections to any other non-loopback address, so nothing leaves the machine."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, server: RawServer) -> None:
+    def __init__(
+        self, monkeypatch: pytest.MonkeyPatch, port: int, addresses: frozenset[str] = frozenset({PUBLIC_HOST})
+    ) -> None:
         self.escaped: list[str] = []
         self.delivered = 0
         connect = socket.socket.connect
@@ -137,9 +139,9 @@ class Route:
         def routed(sock: socket.socket, address: Any) -> None:
             if sock.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
                 host = str(address[0])
-                if host == PUBLIC_HOST:
+                if host in addresses:
                     route.delivered += 1
-                    return connect(sock, ("127.0.0.1", server.port))
+                    return connect(sock, ("127.0.0.1", port))
                 if not ipaddress.ip_address(host.split("%", 1)[0]).is_loopback:
                     route.escaped.append(f"{host}:{address[1]}")
                     raise ConnectionRefusedError(f"the stand-in internet has no route to {host}")
@@ -155,7 +157,7 @@ def stand_in_internet(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Interne
         monkeypatch.delenv(name, raising=False)
     internet, canary = Internet(), Canary()
     dns = HostileDns(monkeypatch)
-    route = Route(monkeypatch, internet.server)
+    route = Route(monkeypatch, internet.server.port)
     try:
         yield internet, canary, dns, route
     finally:

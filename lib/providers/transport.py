@@ -144,6 +144,8 @@ def open_vetted_socket(conn: HTTPConnection, policy: TenantUrlPolicy) -> socket.
     """A TCP connection to one of the addresses the guard vetted for `conn`'s host, raising the
     errors urllib3 raises for a failed lookup or connection (requests words them as usual)."""
     try:
+        # _dns_host is the very name urllib3 would hand the resolver (the host keeps a trailing dot
+        # there, which `host` drops for SNI and the certificate check).
         addresses = vetted_addresses(conn._dns_host, conn.port, policy)
     except socket.gaierror as exc:
         raise NameResolutionError(conn.host, conn, exc) from exc
