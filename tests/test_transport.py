@@ -183,7 +183,7 @@ def test_a_gzip_body_that_inflates_past_the_cap_fails_without_inflating(gzip_bom
     finally:
         tracemalloc.stop()
     # Read in bounded pieces: the peak stays near the cap, far below the 200 MB the body inflates to.
-    assert peak < 4 * MAX_RESPONSE_BYTES, peak
+    assert peak < 2 * MAX_RESPONSE_BYTES, peak  # urllib3 2.5.0 peaks at 22 MB here; 2.8.0 at 5.5 MB
 
 
 def test_a_gzip_bomb_booking_page_fails_its_workspace_with_a_clear_error(
