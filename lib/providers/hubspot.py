@@ -62,7 +62,7 @@ def api_base_url(url: str, configured: str) -> str:
 
 def booking_headers(url: str) -> dict[str, str]:
     """Origin and Referer of the booking page, as the browser showing it would send them: ASCII, with
-    the host in IDNA and the path percent-encoded. None for a host that no browser could show."""
+    the host in IDNA and the path percent-encoded; none for a host that no browser could show."""
     try:
         page = urlsplit(browser_url(url))
     except ValueError:
