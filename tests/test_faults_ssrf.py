@@ -4,14 +4,14 @@ addresses or to other schemes never reach them, and lastError says why.
 Only GoHighLevel booking pages are fetched at a URL a tenant typed (HubSpot and Calendly links only
 give slugs to their providers' API hosts). ALLOW_PRIVATE_NETWORK is off here, as in production; the
 providers' API hosts (the sandbox on 127.0.0.1) are configuration, not tenant input, so they still
-work. A loopback HTTP proxy stands in for the internet: a public address in a link reaches it
-without any packet leaving the machine, and any request that would escape elsewhere is caught there.
+work. tests/stand_in_internet.py stands in for the internet: connections to a public address reach
+a local server without any packet leaving the machine, and any other would-be escape is refused
+and recorded. The generated hostile set is in tests/test_faults_ssrf_hostile.py.
 """
 
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,83 +21,21 @@ import pytest
 
 from sandbox.providers import ProviderSandbox, weekday_slots
 from tests.dbtools import Seeder
-from tests.faults_support import RawServer, read_request, secret_scan  # noqa: F401 - secret_scan: fixture
+from tests.faults_support import secret_scan  # noqa: F401 - fixture
 from tests.helpers import assert_invariants, run_cron
+from tests.stand_in_internet import Canary, HostileDns, Internet, Route, stand_in_internet
 
 pytestmark = pytest.mark.usefixtures("secret_scan")
 
-# A public address (is_global) whose requests the loopback proxy below answers.
-PUBLIC_HOST = "93.184.215.14"
 GHL_ID = "ssrfHealthyCalendar0"
 BLOCKED = r"Blocked URL"
-
-
-class Internet:
-    """The loopback proxy: `http://PUBLIC_HOST/r/<n>` redirects to target n; anything else escaped."""
-
-    def __init__(self) -> None:
-        self.targets: list[str] = []
-        self.redirected: list[str] = []
-        self.escaped: list[str] = []
-        self.server = RawServer(self._handle)
-
-    def redirect_url(self, target: str) -> str:
-        self.targets.append(target)
-        return f"http://{PUBLIC_HOST}/r/{len(self.targets) - 1}/widget/bookings/sales"
-
-    def _handle(self, connection: socket.socket) -> None:
-        head = read_request(connection).decode("latin-1")
-        parts = head.split(" ", 2)
-        target = parts[1] if len(parts) > 1 else ""
-        match = re.match(rf"^http://{re.escape(PUBLIC_HOST)}/r/(\d+)/", target)
-        if match:
-            self.redirected.append(target)
-            location = self.targets[int(match.group(1))].encode("latin-1")
-            connection.sendall(
-                b"HTTP/1.1 302 Found\r\nLocation: " + location + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            )
-            return
-        self.escaped.append(head.split("\r\n", 1)[0])
-        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-
-
-class Canary:
-    """Counts every connection to a loopback port (IPv4 and, where there is one, IPv6)."""
-
-    def __init__(self) -> None:
-        def answer(connection: socket.socket) -> None:
-            read_request(connection)
-            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-
-        self.v4 = RawServer(answer)
-        self.v6 = RawServer(answer, family=socket.AF_INET6) if socket.has_ipv6 else None
-
-    @property
-    def hits(self) -> int:
-        return self.v4.accepted + (self.v6.accepted if self.v6 else 0)
-
-    def close(self) -> None:
-        self.v4.close()
-        if self.v6:
-            self.v6.close()
+Stand = tuple[Internet, Canary, HostileDns, Route]
 
 
 @pytest.fixture
-def guarded(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Iterator[tuple[Internet, Canary]]:
+def guarded(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Iterator[Stand]:
     """Production's guard (no private network) and the loopback stand-ins for the internet."""
-    internet, canary = Internet(), Canary()
-    monkeypatch.setenv("ALLOW_PRIVATE_NETWORK", "false")
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("http_proxy", internet.server.url)
-    monkeypatch.setenv("https_proxy", internet.server.url)
-    # The sandbox (the providers' API hosts) and loopback links go direct: these reach the canary.
-    monkeypatch.setenv("no_proxy", "127.0.0.1,::1,localhost")
-    try:
-        yield internet, canary
-    finally:
-        internet.server.close()
-        canary.close()
+    yield from stand_in_internet(monkeypatch)
 
 
 @dataclass(frozen=True)
@@ -109,9 +47,9 @@ class Link:
 
 
 def test_tenant_links_and_redirects_to_internal_addresses_never_reach_them(
-    client: Any, seed: Seeder, sandbox: ProviderSandbox, guarded: tuple[Internet, Canary]
+    client: Any, seed: Seeder, sandbox: ProviderSandbox, guarded: Stand
 ) -> None:
-    internet, canary = guarded
+    internet, canary, _, route = guarded
     c4 = canary.v4.port
     c6 = canary.v6.port if canary.v6 else c4
     sandbox.add_ghl_calendar(GHL_ID, weekday_slots(datetime.now(UTC), 31))
@@ -132,8 +70,8 @@ def test_tenant_links_and_redirects_to_internal_addresses_never_reach_them(
     # Stored links in other schemes get https:// put in front (as the application does), which
     # leaves a host named "file" or "gopher": refused before any connection.
     links += [
-        Link("direct-file", "file:///etc/passwd", "ghl", r"Blocked URL|Could not resolve"),
-        Link("direct-gopher", f"gopher://127.0.0.1:{c4}/_GET", "ghl", r"Blocked URL|Could not resolve"),
+        Link("direct-file", "file:///etc/passwd", "ghl", r"Blocked URL|does not resolve"),
+        Link("direct-gopher", f"gopher://127.0.0.1:{c4}/_GET", "ghl", r"Blocked URL|does not resolve"),
     ]
     redirect_targets = {
         **internal,
@@ -159,10 +97,11 @@ def test_tenant_links_and_redirects_to_internal_addresses_never_reach_them(
     report = run_cron(client, "timeBudgetMs=10000&concurrency=40")
     assert_invariants(report)
     assert canary.hits == 0, "a request reached the canary"
-    assert internet.escaped == [], internet.escaped
+    assert route.escaped == [], route.escaped
     # Every redirect's first hop really was fetched (through the stand-in internet) and then refused.
     redirect_names = [link for link in links if link.name.startswith("redirect-")]
-    assert len(internet.redirected) == len(redirect_names) + 1  # redirect-twice has two public hops
+    redirected = [line for line in internet.requests if line.startswith("GET /r/")]
+    assert len(redirected) == len(redirect_names) + 1  # redirect-twice has two public hops
     rows = seed.rows()
     failing = [link for link in links if link.error]
     assert report["failed"] == len(failing)
@@ -176,21 +115,10 @@ def test_tenant_links_and_redirects_to_internal_addresses_never_reach_them(
     assert rows["hubspot-domain"].last_error is None and len(rows["hubspot-domain"].slots) > 20
 
 
-def test_the_proxy_stand_in_does_reach_a_public_address(guarded: tuple[Internet, Canary]) -> None:
-    """Checks the harness: without the guard, a request to the public address lands at the proxy."""
-    import requests
-
-    internet, _ = guarded
-    url = internet.redirect_url("http://example.invalid/")
-    answer = requests.get(url, allow_redirects=False, timeout=5)
-    assert (answer.status_code, answer.headers["Location"]) == (302, "http://example.invalid/")
-    assert internet.redirected == [url]
-
-
 def test_a_redirect_to_a_host_with_a_nul_byte_fails_only_its_workspace(
-    client: Any, seed: Seeder, sandbox: ProviderSandbox, guarded: tuple[Internet, Canary]
+    client: Any, seed: Seeder, sandbox: ProviderSandbox, guarded: Stand
 ) -> None:
-    internet, canary = guarded
+    internet, canary, _, _ = guarded
     sandbox.add_ghl_calendar(GHL_ID, weekday_slots(datetime.now(UTC), 31))
     seed.client("nul", "agency-1")
     seed.link("nul", internet.redirect_url("http://evil\x00.127.0.0.1.example/"), link_type="ghl")

@@ -151,3 +151,16 @@ def test_a_run_with_a_rate_limited_provider_fails_only_that_workspace(client, se
     report = run_cron(client)
     assert (report["refreshed"], report["failed"]) == (1, 1)
     assert "rate limited" in seed.row("c1").last_error
+
+
+def test_a_header_that_is_not_ascii_is_a_provider_error_not_an_unexpected_one(sandbox):
+    # The providers build their headers in ASCII (lib/providers/weburl.py); this is the last line.
+    with pytest.raises(ProviderError, match=r"^HubSpot: request failed \(a header is not ASCII: UnicodeEncodeError\)$"):
+        HttpClient().get_json(
+            f"{sandbox.base_url}{HUBSPOT_PATH}",
+            params={"slug": "x"},
+            deadline=Deadline.after(10),
+            cap_s=5,
+            what="HubSpot",
+            headers={"Referer": "https://例え.テスト/meetings/x"},
+        )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -18,6 +19,7 @@ from lib.providers import ghl
 from lib.throttle import COOLDOWN_AFTER_FAILURES
 from sandbox.providers import Fault, ProviderSandbox, weekday_slots
 from tests.helpers import assert_invariants, run_cron
+from tests.stand_in_internet import HostileDns, Route
 
 NOW = datetime.now(UTC)
 
@@ -212,16 +214,20 @@ def test_what_counts_toward_a_cooldown(kinds: list[str], parks: bool):
     assert bool(result.cooldowns) is parks
 
 
+# A public address (is_global) whose connections the stand-in internet routes to the sandbox.
+WHITE_LABEL_ADDRESS = "93.184.216.34"
+DEAD_PAGES = 10
+
+
 @pytest.fixture
 def white_label_hosts(monkeypatch: pytest.MonkeyPatch, sandbox: ProviderSandbox) -> ProviderSandbox:
-    """Plain-http requests to any host go through the sandbox (it answers absolute-form targets), so
-    agencies' own booking domains reach it without a request leaving the machine."""
-    for name in ("HTTP_PROXY", "http_proxy"):
-        monkeypatch.setenv(name, sandbox.base_url)
-    for name in ("NO_PROXY", "no_proxy"):
-        monkeypatch.setenv(name, "127.0.0.1,localhost")
-    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
+    """Agencies' own booking domains (book.agency-N.com) resolve to a public address whose connections
+    are routed to the sandbox, so they reach it without a packet leaving the machine (tenant pages
+    never go through an HTTP proxy: tests/stand_in_internet.py)."""
+    dns = HostileDns(monkeypatch)
+    for n in range(DEAD_PAGES):
+        dns.names[f"book.agency-{n}.com"] = WHITE_LABEL_ADDRESS
+    Route(monkeypatch, urlsplit(sandbox.base_url).port or 80, frozenset({WHITE_LABEL_ADDRESS}))
     return sandbox
 
 
@@ -237,7 +243,7 @@ def test_dead_white_label_pages_timing_out_together_do_not_park_a_healthy_provid
     monkeypatch.setattr(ghl, "TIMEOUT_S", 1.5)  # a dead page times out in 1.5 s instead of 15
     healthy_calendar = "HealthyCalendar000000"
     sandbox.add_ghl_calendar(healthy_calendar, weekday_slots(NOW, 3), fault=Fault(latency_s=0.05))
-    dead = [f"a-dead-{n}" for n in range(10)]  # first in the queue: they fill every worker at once
+    dead = [f"a-dead-{n}" for n in range(DEAD_PAGES)]  # first in the queue: they fill every worker at once
     for n, client_id in enumerate(dead):
         sandbox.add_ghl_booking_page(f"/widget/bookings/demo-{n}", "DeadCalendar0000000000", fault=Fault(hang=True))
         _seed_link(seed, client_id, f"http://book.agency-{n}.com/widget/bookings/demo-{n}")

@@ -26,8 +26,13 @@ from lib.slots import Window, to_ms
 from sandbox.providers import Fault, ProviderSandbox, weekday_slots
 from tests.helpers import hours_from_now, iso, run_cron
 from tests.reader_oracle import reader_fixture  # noqa: F401 - autouse: the app's reader judges every row written
+from tests.stand_in_internet import HostileDns, Route
 
 GHL_ID = "xqwSvxDlit1P0lTnTrfx"
+# A white-label booking host and a public address (is_global) that the sandbox_proxy fixture routes to
+# the sandbox.
+WHITE_LABEL_HOST = "link.acmebrand.example"
+PUBLIC_PAGE_ADDRESS = "93.184.216.34"
 OTHER_GHL_ID = "OtherCalendar0000000000"
 BERLIN = ZoneInfo("Europe/Berlin")
 # Wednesday 10 March 2027: New York moves to summer time on the 14th, Berlin on the 28th.
@@ -56,14 +61,11 @@ def queries(sandbox: ProviderSandbox, fragment: str) -> list[dict[str, str]]:
 
 @pytest.fixture
 def sandbox_proxy(monkeypatch: pytest.MonkeyPatch, sandbox: ProviderSandbox) -> ProviderSandbox:
-    """Plain-http requests to any host go through the sandbox (it answers absolute-form targets), so
-    tenant URLs on white-label or public hosts reach it without a request leaving the machine."""
-    for name in ("HTTP_PROXY", "http_proxy"):
-        monkeypatch.setenv(name, sandbox.base_url)
-    for name in ("NO_PROXY", "no_proxy"):
-        monkeypatch.setenv(name, "127.0.0.1,localhost")
-    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
+    """Tenant URLs on white-label or public hosts reach the sandbox without a request leaving the
+    machine: the white-label name resolves to a public address whose connections are routed to the
+    sandbox (tenant pages never go through an HTTP proxy: tests/stand_in_internet.py)."""
+    HostileDns(monkeypatch).names[WHITE_LABEL_HOST] = PUBLIC_PAGE_ADDRESS
+    Route(monkeypatch, urlsplit(sandbox.base_url).port or 80, frozenset({PUBLIC_PAGE_ADDRESS}))
     return sandbox
 
 
@@ -377,7 +379,7 @@ def test_ghl_white_label_slug_page_is_resolved(client, seed, sandbox_proxy):
     free = weekday_slots(datetime.now(UTC), 31, timezone="America/Chicago")
     sandbox_proxy.add_ghl_calendar(GHL_ID, free)
     sandbox_proxy.add_ghl_booking_page("/widget/bookings/demo-call", GHL_ID)
-    url = "http://link.acmebrand.example/widget/bookings/demo-call"
+    url = f"http://{WHITE_LABEL_HOST}/widget/bookings/demo-call"
     seed.client("c1")
     seed.link("c1", url)
     assert run_cron(client)["refreshed"] == 1
@@ -563,7 +565,7 @@ def test_a_booking_page_redirecting_to_a_private_address_is_refused(
     sandbox_proxy.set_fault("/widget/bookings/acme", Fault(status=302, headers=(("Location", location),)))
     seed.client("c1")
     # A public address literal: the first hop passes the guard (no DNS needed) and reaches the sandbox.
-    seed.link("c1", "http://93.184.216.34/widget/bookings/acme", link_type="ghl")
+    seed.link("c1", f"http://{PUBLIC_PAGE_ADDRESS}/widget/bookings/acme", link_type="ghl")
     report = run_cron(client)
     assert (report["failed"], report["refreshed"]) == (1, 0)
     error = seed.row("c1").last_error

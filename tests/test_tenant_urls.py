@@ -1,15 +1,20 @@
-"""Tenant-supplied URLs: GoHighLevel booking pages resolved through __NUXT_DATA__, and the SSRF guard."""
+"""Tenant-supplied URLs: GoHighLevel booking pages resolved through __NUXT_DATA__, and the redirect
+layer (lib/providers/tenant.py) that applies the SSRF guard to every hop."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
 
 from lib.deadline import Deadline
+from lib.errors import ProviderError
+from lib.providers import tenant
 from lib.providers.ghl import extract_nuxt_calendar_id
+from lib.providers.guard import BlockedUrlError, TenantUrlPolicy
 from lib.providers.http import HttpClient
-from lib.providers.netguard import BlockedUrlError, check_tenant_url
+from lib.providers.tenant import get_tenant_page
 from sandbox.providers import weekday_slots
 from tests.helpers import run_cron
 from tests.local_http import redirector
@@ -65,8 +70,8 @@ def test_nuxt_extraction():
     ],
 )
 def test_internal_and_non_http_urls_are_blocked(url):
-    with pytest.raises(BlockedUrlError):
-        check_tenant_url(url, allow_private=False)
+    with pytest.raises(BlockedUrlError, match=r"^Blocked URL: "):
+        get_tenant_page(HttpClient(), url, deadline=Deadline.after(5), cap_s=5, what="page", allow_private=False)
 
 
 def test_a_private_booking_page_is_refused_without_a_request(client, seed, monkeypatch, canary):
@@ -79,22 +84,42 @@ def test_a_private_booking_page_is_refused_without_a_request(client, seed, monke
     assert canary.hits == []
 
 
-def test_every_redirect_hop_is_checked(monkeypatch):
-    # 127.0.0.1 must be allowed for the first hop to reach a local server at all, so the guard is
-    # wrapped: it lets the first hop through and applies the real check from the second on.
-    checked: list[str] = []
+@pytest.mark.parametrize(
+    ("target", "error"),
+    [
+        ("gopher://127.0.0.1:1/_GET", "scheme 'gopher' is not allowed"),
+        ("http://metadata.google.internal/computeMetadata/v1/", "metadata.google.internal is the metadata server"),
+        ("//169.254.169.254/latest/meta-data/", "non-public address (169.254.169.254)"),
+    ],
+)
+def test_every_redirect_hop_is_checked(monkeypatch, target, error):
+    # The first hop is a loopback server, so the run allows private networks, which keeps only the
+    # scheme check; the second hop is checked again. With private networks off, the same is shown
+    # against a public first hop in tests/test_faults_ssrf*.py.
+    checked: list[tuple[str, bool]] = []
+    real_check = tenant.check_prepared_url
 
-    def guard(url: str, *, allow_private: bool) -> None:
-        checked.append(url)
-        if len(checked) > 1:
-            check_tenant_url(url, allow_private=False)
+    def recording_check(url: str, policy: TenantUrlPolicy) -> None:
+        checked.append((url, policy.allow_private))
+        real_check(url, TenantUrlPolicy(allow_private=len(checked) == 1))
 
-    monkeypatch.setattr("lib.providers.http.check_tenant_url", guard)
-    server = redirector("http://169.254.169.254/latest/meta-data/")
+    monkeypatch.setattr(tenant, "check_prepared_url", recording_check)
+    server = redirector(target)
     start = f"{server.base_url}/book"
     try:
-        with pytest.raises(BlockedUrlError, match="non-public"):
-            HttpClient().get_tenant_page(start, deadline=Deadline.after(5), cap_s=5, what="page", allow_private=False)
+        with pytest.raises(BlockedUrlError, match=re.escape(error)):
+            get_tenant_page(HttpClient(), start, deadline=Deadline.after(5), cap_s=5, what="page", allow_private=True)
     finally:
         server.stop()
-    assert checked == [start, "http://169.254.169.254/latest/meta-data/"]
+    assert len(checked) == 2
+    assert checked[0][0] == start
+
+
+def test_a_redirect_loop_ends_after_five_hops():
+    server = redirector("/again")
+    url = f"{server.base_url}/x"
+    try:
+        with pytest.raises(ProviderError, match="more than 5 redirects"):
+            get_tenant_page(HttpClient(), url, deadline=Deadline.after(5), cap_s=5, what="page", allow_private=True)
+    finally:
+        server.stop()

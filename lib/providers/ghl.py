@@ -9,6 +9,7 @@ from urllib.parse import quote, urlsplit
 
 from lib.errors import ProviderError, ProviderHTTPError, ProviderResponseError
 from lib.providers.base import FetchContext, ProviderResult, expect_dict, expect_list
+from lib.providers.tenant import get_tenant_page
 from lib.slots import ms_chunks, parse_instant_ms, unique_instants
 
 TIMEOUT_S = 15.0
@@ -87,9 +88,10 @@ def _free_slots_if_found(ctx: FetchContext, calendar_id: str) -> list[int] | Non
 
 
 def _calendar_id_from_page(ctx: FetchContext, url: str) -> tuple[str, str]:
+    what = f"{NAME} booking page"
     try:
-        page = ctx.http.get_tenant_page(
-            url, deadline=ctx.deadline, cap_s=TIMEOUT_S, what=f"{NAME} booking page", allow_private=ctx.allow_private
+        page = get_tenant_page(
+            ctx.http, url, deadline=ctx.deadline, cap_s=TIMEOUT_S, what=what, allow_private=ctx.allow_private
         )
     except ProviderError as exc:
         exc.on_tenant_host = True  # the tenant's page, not GoHighLevel's API: no cool-down (lib/throttle.py)

@@ -1,10 +1,11 @@
-"""The shared HTTP plumbing of the providers: one session per worker thread, deadline-bound timeouts,
-a cap on a response's total time and size, and translation of `requests` errors into ProviderError."""
+"""The providers' HTTP transport: one session per worker thread (and per tenant-URL policy),
+deadline-bound timeouts, a cap on a response's time and decoded size, retries (lib/providers/retry.py),
+and translation of `requests` errors into ProviderError. Tenant URLs go through TenantSession, whose
+adapter applies the guard (lib/providers/guard.py) to the prepared request and pins the address."""
 
 from __future__ import annotations
 
 import json
-import random
 import socket
 import ssl
 import threading
@@ -12,9 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urljoin, urlsplit
+from typing import Any, TypeVar
 
 import requests
 
@@ -28,32 +27,22 @@ from lib.errors import (
     ProviderUnreachable,
     RunOutOfTime,
 )
-from lib.providers.netguard import check_tenant_url
+from lib.providers.guard import TenantUrlPolicy
+from lib.providers.retry import rate_limit_wait, retry_after, retry_delay
+from lib.providers.transport import EnvironmentCachingSession, TenantSession
 
-if TYPE_CHECKING:
-    from requests.sessions import _Settings
-
-USER_AGENT = "availability-cron/1.0 (+calendar availability cache refresher)"
 # Threads for the extra requests of one refresh (HttpClient.alongside), shared by all workers.
 HELPER_THREADS = 64
 _T = TypeVar("_T")
 MAX_CAUSES = 10
+# The cap counts decoded bytes: urllib3 (>= 2.6.3) inflates a compressed body only as far as asked.
 MAX_RESPONSE_BYTES = 5 * 1024 * 1024
 CHUNK_BYTES = 64 * 1024
 # Below this much time left a request is not worth starting.
 MIN_USEFUL_TIMEOUT_S = 0.2
 # Connecting should be quick; a provider that takes longer is treated as down.
 MAX_CONNECT_TIMEOUT_S = 5.0
-MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-# Retries: only where repeating a GET is safe and likely to help, and only inside the budget.
-RETRY_STATUSES = frozenset({502, 503, 504})
-MAX_RETRIES = 2
-RETRY_BASE_DELAY_S = 0.25
-# A provider's Retry-After is honoured only up to this long, and only when it fits the budget.
-MAX_REQUESTED_WAIT_S = 10.0
-# A retry must leave at least this much time for the request itself.
-MIN_TIME_AFTER_WAIT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -62,36 +51,6 @@ class Response:
     body: bytes
     url: str
     headers: Mapping[str, str]
-
-
-class _Session(requests.Session):
-    """A session that reads the proxy environment (HTTP(S)_PROXY, NO_PROXY, CA bundle variables) once
-    per host instead of on every request.
-
-    requests scans the whole of os.environ for every request it sends; at a refresh a minute per
-    workspace that scan was a third of the run's CPU. Sessions live for one run (one per worker
-    thread), so a changed environment still takes effect on the next run.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._environment: dict[tuple[str, bool | None], _Settings] = {}
-
-    def merge_environment_settings(
-        self, url: str | bytes | None, proxies: Any, stream: bool | None, verify: Any, cert: Any
-    ) -> _Settings:
-        if proxies or verify is not None or cert is not None:
-            return super().merge_environment_settings(url, proxies, stream, verify, cert)
-        text = url.decode() if isinstance(url, bytes) else (url or "")
-        parts = urlsplit(text)
-        key = (f"{parts.scheme}://{parts.netloc}", stream)
-        settings = self._environment.get(key)
-        if settings is None:
-            settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
-            self._environment[key] = settings
-        copied = settings.copy()
-        copied["proxies"] = dict(settings["proxies"])  # requests may adjust it on a redirect
-        return copied
 
 
 class HttpClient:
@@ -114,12 +73,15 @@ class HttpClient:
                 self._helpers = ThreadPoolExecutor(max_workers=HELPER_THREADS, thread_name_prefix="http-helper")
             return self._helpers.submit(call)
 
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
+    def _session(self, policy: TenantUrlPolicy | None) -> requests.Session:
+        """This thread's session for the providers' APIs (policy None) or for tenant URLs under `policy`."""
+        sessions: dict[TenantUrlPolicy | None, requests.Session] | None = getattr(self._local, "sessions", None)
+        if sessions is None:
+            sessions = self._local.sessions = {}
+        session = sessions.get(policy)
         if session is None:
-            session = _Session()
-            session.headers["User-Agent"] = USER_AGENT
-            self._local.session = session
+            session = EnvironmentCachingSession() if policy is None else TenantSession(policy)
+            sessions[policy] = session
         return session
 
     def get_json(
@@ -141,20 +103,6 @@ class HttpClient:
         except (ValueError, RecursionError) as exc:
             raise ProviderResponseError(f"{what} answered with invalid JSON") from exc
 
-    def get_tenant_page(
-        self, url: str, *, deadline: Deadline, cap_s: float, what: str, allow_private: bool
-    ) -> Response:
-        """GET a page whose URL a tenant typed in: every hop (redirects followed by hand) is checked first."""
-        current = url
-        for _ in range(MAX_REDIRECTS + 1):
-            check_tenant_url(current, allow_private=allow_private)
-            response = self.get(current, deadline=deadline, cap_s=cap_s, what=what, accept="text/html", redirects=False)
-            location = response.headers.get("Location")
-            if response.status not in REDIRECT_STATUSES or not location:
-                return response
-            current = urljoin(current, location)
-        raise ProviderError(f"{what}: more than {MAX_REDIRECTS} redirects")
-
     def get(
         self,
         url: str,
@@ -166,17 +114,21 @@ class HttpClient:
         accept: str,
         redirects: bool = True,
         headers: Mapping[str, str] | None = None,
+        tenant: TenantUrlPolicy | None = None,
     ) -> Response:
         """GET, retrying connection failures and 502/503/504 with jittered backoff, and waiting out a
-        429 when the provider's wait fits the time left; other non-2xx answers raise ProviderHTTPError."""
+        429 when the provider's wait fits the time left; other non-2xx answers raise ProviderHTTPError.
+
+        With `tenant`, `url` is a tenant's: sent over a TenantSession (guarded, pinned, no proxy), and a
+        redirect is returned, never followed (the caller vets the next hop)."""
         retries = 0
         while True:
             try:
-                return self._attempt(
-                    url, params, deadline, cap_s, what, {**(headers or {}), "Accept": accept}, redirects
-                )
+                session = self._session(tenant)
+                all_headers = {**(headers or {}), "Accept": accept}
+                return self._attempt(session, url, params, deadline, cap_s, what, all_headers, redirects and not tenant)
             except ProviderError as exc:
-                delay = _retry_delay(exc, retries, deadline)
+                delay = retry_delay(exc, retries, deadline)
                 if delay is None:
                     raise
             retries += 1
@@ -184,6 +136,7 @@ class HttpClient:
 
     def _attempt(
         self,
+        session: requests.Session,
         url: str,
         params: Mapping[str, str] | None,
         deadline: Deadline,
@@ -197,7 +150,7 @@ class HttpClient:
             raise RunOutOfTime(f"{what}: no time left in this run's budget")
         started = time.monotonic()
         try:
-            with self._session().get(
+            with session.get(
                 url,
                 params=params,
                 headers=dict(headers),
@@ -213,12 +166,14 @@ class HttpClient:
             raise ProviderUnreachable(f"{what}: connection failed ({_reason(exc)})") from exc
         except requests.RequestException as exc:
             raise ProviderError(f"{what}: request failed ({_reason(exc)})") from exc
+        except UnicodeError as exc:  # http.client sends headers as Latin-1: build them with lib/providers/weburl.py
+            raise ProviderError(f"{what}: request failed (a header is not ASCII: {type(exc).__name__})") from exc
         if result.status == 429:
-            wait = _rate_limit_wait(result.headers)
+            wait = rate_limit_wait(result.headers)
             raise ProviderRateLimited(f"{what} answered HTTP 429: rate limited" + _wait_text(wait), wait)
         if not 200 <= result.status < 300 and not (not redirects and result.status in REDIRECT_STATUSES):
-            retry_after = _retry_after(result.headers)
-            raise ProviderHTTPError(f"{what} answered HTTP {result.status}", result.status, retry_after)
+            wait = retry_after(result.headers)
+            raise ProviderHTTPError(f"{what} answered HTTP {result.status}", result.status, wait)
         return result
 
     def _read_body(self, answer: requests.Response, read_by: float, what: str) -> bytes:
@@ -232,59 +187,11 @@ class HttpClient:
         while chunk := answer.raw.read1(CHUNK_BYTES, decode_content=True):
             size += len(chunk)
             if size > self._max_bytes:
-                raise ProviderResponseError(f"{what} answered with more than {self._max_bytes} bytes")
+                raise ProviderResponseError(f"{what} answered with more than {self._max_bytes} bytes (decoded)")
             if time.monotonic() > read_by:
                 raise ProviderTimeout(f"{what} was too slow to send its answer")
             chunks.append(chunk)
         return b"".join(chunks)
-
-
-def _retry_delay(exc: ProviderError, retries: int, deadline: Deadline) -> float | None:
-    """How long to wait before asking again, or None when this failure is final."""
-    if retries >= MAX_RETRIES or isinstance(exc, (ProviderTimeout, ProviderResponseError)):
-        return None
-    if isinstance(exc, ProviderRateLimited):
-        delay = exc.retry_after_s
-        if delay is None:
-            return None
-    elif isinstance(exc, ProviderHTTPError):
-        if exc.status not in RETRY_STATUSES:
-            return None
-        delay = _backoff_delay(retries, exc.retry_after_s)
-    else:  # the connection failed: nothing was answered, so asking again is safe
-        delay = _backoff_delay(retries, None)
-    if delay > MAX_REQUESTED_WAIT_S or delay > deadline.remaining() - MIN_TIME_AFTER_WAIT_S:
-        return None
-    return delay
-
-
-def _backoff_delay(retries: int, retry_after: float | None) -> float:
-    # Jitter spreads the retries of many workers hitting the same sick provider.
-    delay: float = RETRY_BASE_DELAY_S * 2.0**retries * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not security
-    return max(delay, retry_after or 0.0)
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
-    raw = headers.get("Retry-After", "").strip()
-    if not raw:
-        return None
-    if raw.isdigit():
-        return float(raw)
-    try:
-        moment = parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - time.time())
-
-
-def _rate_limit_wait(headers: Mapping[str, str]) -> float | None:
-    """How long a 429 asks us to wait: Retry-After, or Calendly's X-RateLimit-Reset (seconds until reset)."""
-    wait = _retry_after(headers)
-    if wait is None:
-        reset = headers.get("X-RateLimit-Reset", "").strip()
-        wait = float(reset) if reset.isdigit() else None
-    return wait
 
 
 def _wait_text(wait: float | None) -> str:

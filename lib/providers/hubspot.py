@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 from lib.config import DEFAULT_HUBSPOT_BASE_URL
 from lib.errors import ProviderError, ProviderHTTPError, ProviderTimeout
 from lib.providers.base import FetchContext, ProviderResult, expect_dict, expect_list
+from lib.providers.weburl import browser_url
 from lib.slots import Window, checked_ms, unique_instants
 
 TIMEOUT_S = 12.0
@@ -60,10 +61,14 @@ def api_base_url(url: str, configured: str) -> str:
 
 
 def booking_headers(url: str) -> dict[str, str]:
-    """Origin and Referer of the booking page, as the browser showing it would send them."""
-    parts = urlsplit(url)
-    origin = f"{parts.scheme}://{parts.netloc}"
-    return {"Origin": origin, "Referer": f"{origin}{parts.path}"}
+    """Origin and Referer of the booking page, as the browser showing it would send them: ASCII, with
+    the host in IDNA and the path percent-encoded; none for a host that no browser could show."""
+    try:
+        page = urlsplit(browser_url(url))
+    except ValueError:
+        return {}
+    origin = f"{page.scheme}://{page.netloc}"
+    return {"Origin": origin, "Referer": f"{origin}{page.path}"}
 
 
 def fetch_slots(ctx: FetchContext, url: str) -> ProviderResult:
