@@ -1,4 +1,5 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2154,SC2034
+# (SC2154, SC2034: the globals are deploy.sh's, set before and read after this file is sourced.)
 # The monitoring step of deploy.sh (sourced by it, never run alone): renders the definitions in this folder
 # with the project, region, function and job names, then creates or updates, matched by exact name:
 #   - the log-based metrics    metrics/NAME.json    -> logging metric FUNCTION-NAME
