@@ -84,7 +84,8 @@ metric_not_ready() {  # refuse this policy call while the state says the new met
 	pending=$(<"$state/metric_not_ready")
 	if ((pending > 0)); then
 		printf '%s\n' $((pending - 1)) >"$state/metric_not_ready"
-		printf 'ERROR: (gcloud.monitoring.policies) NOT_FOUND: Cannot find metric(s) that match type = "logging.googleapis.com/user/x". If a metric was created recently, it could take up to 10 minutes to become available. Please try again soon.\n' >&2
+		printf '%s %s\n' 'ERROR: (gcloud.monitoring.policies) NOT_FOUND: Cannot find metric(s) that match type =' \
+			'"logging.googleapis.com/user/x". If a metric was created recently, it could take up to 10 minutes.' >&2
 		status=1
 		return 0
 	fi
@@ -271,7 +272,8 @@ else
 	"beta monitoring channels list")
 		for channel in "$state"/channels/*; do
 			[[ -e $channel ]] || continue
-			printf 'projects/%s/notificationChannels/%s\temail\t%s\n' "$(option --project)" "${channel##*/}" "$(<"$channel")"
+			printf 'projects/%s/notificationChannels/%s\temail\t%s\n' "$(option --project)" "${channel##*/}" \
+				"$(<"$channel")"
 		done
 		;;
 	"beta monitoring channels create")
@@ -424,7 +426,9 @@ def read_state(directory: Path) -> dict[str, Any]:
     state["metric_definitions"] = {
         path.name: json.loads(path.read_text()) for path in (directory / "metrics").iterdir() if path.stat().st_size
     }
-    state["policy_definitions"] = {path.stem: json.loads(path.read_text()) for path in (directory / "policies").glob("*.json")}
+    state["policy_definitions"] = {
+        path.stem: json.loads(path.read_text()) for path in (directory / "policies").glob("*.json")
+    }
     state["dashboard_definitions"] = {
         path.stem: json.loads(path.read_text()) for path in (directory / "dashboards").glob("*.json")
     }

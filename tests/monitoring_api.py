@@ -11,6 +11,7 @@ basics of the filters; it is not the whole API. Each check returns the problems 
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -22,37 +23,92 @@ VALUE_TYPES = {"BOOL", "INT64", "DOUBLE", "STRING", "DISTRIBUTION", "MONEY"}
 LABEL_TYPES = {"STRING", "BOOL", "INT64"}
 LABEL_KEY = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 LOG_METRIC_NAME = re.compile(r"^[A-Za-z0-9_\-.,+!*'()%/]{1,100}$")
-EXTRACTOR = re.compile(r'^(EXTRACT\((?P<field>[A-Za-z0-9_.@]+)\)|REGEXP_EXTRACT\((?P<rfield>[A-Za-z0-9_.@]+), *"(.+)"\))$')
+EXTRACTOR = re.compile(
+    r'^(EXTRACT\((?P<field>[A-Za-z0-9_.@]+)\)|REGEXP_EXTRACT\((?P<rfield>[A-Za-z0-9_.@]+), *"(.+)"\))$'
+)
 COMBINERS = {"AND", "OR", "AND_WITH_MATCHING_RESOURCE"}
 COMPARISONS = {"COMPARISON_GT", "COMPARISON_GE", "COMPARISON_LT", "COMPARISON_LE", "COMPARISON_EQ", "COMPARISON_NE"}
 SEVERITIES = {"CRITICAL", "ERROR", "WARNING"}
 ALIGNERS = {
-    "ALIGN_NONE", "ALIGN_DELTA", "ALIGN_RATE", "ALIGN_INTERPOLATE", "ALIGN_NEXT_OLDER", "ALIGN_MIN", "ALIGN_MAX",
-    "ALIGN_MEAN", "ALIGN_COUNT", "ALIGN_SUM", "ALIGN_STDDEV", "ALIGN_COUNT_TRUE", "ALIGN_COUNT_FALSE",
-    "ALIGN_FRACTION_TRUE", "ALIGN_PERCENTILE_99", "ALIGN_PERCENTILE_95", "ALIGN_PERCENTILE_50",
-    "ALIGN_PERCENTILE_05", "ALIGN_PERCENT_CHANGE",
-}  # fmt: skip
+    "ALIGN_NONE",
+    "ALIGN_DELTA",
+    "ALIGN_RATE",
+    "ALIGN_INTERPOLATE",
+    "ALIGN_NEXT_OLDER",
+    "ALIGN_MIN",
+    "ALIGN_MAX",
+    "ALIGN_MEAN",
+    "ALIGN_COUNT",
+    "ALIGN_SUM",
+    "ALIGN_STDDEV",
+    "ALIGN_COUNT_TRUE",
+    "ALIGN_COUNT_FALSE",
+    "ALIGN_FRACTION_TRUE",
+    "ALIGN_PERCENTILE_99",
+    "ALIGN_PERCENTILE_95",
+    "ALIGN_PERCENTILE_50",
+    "ALIGN_PERCENTILE_05",
+    "ALIGN_PERCENT_CHANGE",
+}
 REDUCERS = {
-    "REDUCE_NONE", "REDUCE_MEAN", "REDUCE_MIN", "REDUCE_MAX", "REDUCE_SUM", "REDUCE_STDDEV", "REDUCE_COUNT",
-    "REDUCE_COUNT_TRUE", "REDUCE_COUNT_FALSE", "REDUCE_FRACTION_TRUE", "REDUCE_PERCENTILE_99",
-    "REDUCE_PERCENTILE_95", "REDUCE_PERCENTILE_50", "REDUCE_PERCENTILE_05",
-}  # fmt: skip
+    "REDUCE_NONE",
+    "REDUCE_MEAN",
+    "REDUCE_MIN",
+    "REDUCE_MAX",
+    "REDUCE_SUM",
+    "REDUCE_STDDEV",
+    "REDUCE_COUNT",
+    "REDUCE_COUNT_TRUE",
+    "REDUCE_COUNT_FALSE",
+    "REDUCE_FRACTION_TRUE",
+    "REDUCE_PERCENTILE_99",
+    "REDUCE_PERCENTILE_95",
+    "REDUCE_PERCENTILE_50",
+    "REDUCE_PERCENTILE_05",
+}
 # Aligners whose output is a number when the input is a distribution (an alert compares numbers).
-NUMERIC_FROM_DISTRIBUTION = {"ALIGN_PERCENTILE_99", "ALIGN_PERCENTILE_95", "ALIGN_PERCENTILE_50",
-                             "ALIGN_PERCENTILE_05", "ALIGN_MEAN", "ALIGN_COUNT"}  # fmt: skip
-CONDITION_KINDS = ("conditionThreshold", "conditionAbsent", "conditionMatchedLog",
-                   "conditionMonitoringQueryLanguage", "conditionPrometheusQueryLanguage", "conditionSql")  # fmt: skip
+NUMERIC_FROM_DISTRIBUTION = {
+    "ALIGN_PERCENTILE_99",
+    "ALIGN_PERCENTILE_95",
+    "ALIGN_PERCENTILE_50",
+    "ALIGN_PERCENTILE_05",
+    "ALIGN_MEAN",
+    "ALIGN_COUNT",
+}
+CONDITION_KINDS = (
+    "conditionThreshold",
+    "conditionAbsent",
+    "conditionMatchedLog",
+    "conditionMonitoringQueryLanguage",
+    "conditionPrometheusQueryLanguage",
+    "conditionSql",
+)
 MIN_ABSENT_DURATION_S = 120
 MAX_DOCUMENTATION_BYTES = 10240
 MAX_SUBJECT_CHARS = 255
 PLOT_TYPES = {"LINE", "STACKED_AREA", "STACKED_BAR", "HEATMAP"}
-WIDGET_KINDS = ("xyChart", "scorecard", "text", "blank", "alertChart", "timeSeriesTable", "collapsibleGroup",
-                "logsPanel", "incidentList", "pieChart", "errorReportingPanel", "sectionHeader", "singleViewGroup")  # fmt: skip
+WIDGET_KINDS = (
+    "xyChart",
+    "scorecard",
+    "text",
+    "blank",
+    "alertChart",
+    "timeSeriesTable",
+    "collapsibleGroup",
+    "logsPanel",
+    "incidentList",
+    "pieChart",
+    "errorReportingPanel",
+    "sectionHeader",
+    "singleViewGroup",
+)
 LAYOUTS = ("gridLayout", "mosaicLayout", "rowLayout", "columnLayout")
 MAX_MOSAIC_COLUMNS = 48
 CHANNEL_NAME = re.compile(r"^projects/[a-z0-9.:-]+/notificationChannels/[0-9]+$")
-MONITORING_SELECTOR = re.compile(r'\b(metric\.type|resource\.type|metric\.labels?\.[a-z_]+|resource\.labels?\.[a-z_]+)\s*(=|!=|:)')
-LOGGING_TERM = re.compile(r'[A-Za-z@][A-Za-z0-9_.@/]*\s*(=~|!~|>=|<=|!=|=|>|<|:)')
+MONITORING_SELECTOR = re.compile(
+    r"\b(metric\.type|resource\.type|metric\.labels?\.[a-z_]+|resource\.labels?\.[a-z_]+)\s*(=|!=|:)"
+)
+LOGGING_TERM = re.compile(r"[A-Za-z@][A-Za-z0-9_.@/]*\s*(=~|!~|>=|<=|!=|=|>|<|:)")
 
 Problems = list[str]
 
@@ -77,7 +133,7 @@ def _enum(problems: Problems, where: str, value: Any, allowed: set[str]) -> None
 def _duration(problems: Problems, where: str, value: Any, minimum: float = 0) -> None:
     seconds = duration_seconds(value)
     if seconds is None:
-        problems.append(f"{where}: {value!r} is not a duration like \"300s\"")
+        problems.append(f'{where}: {value!r} is not a duration like "300s"')
     elif seconds < minimum:
         problems.append(f"{where}: {value} is below the minimum {minimum:g}s")
 
@@ -149,11 +205,15 @@ def _bucket_problems(options: Any) -> Problems:
     [(kind, spec)] = options.items()
     if kind == "explicitBuckets":
         bounds = spec.get("bounds", [])
-        ordered = all(isinstance(b, int | float) for b in bounds) and all(a < b for a, b in zip(bounds, bounds[1:]))
+        ordered = all(isinstance(b, int | float) for b in bounds) and all(a < b for a, b in itertools.pairwise(bounds))
         return [] if bounds and ordered else ["metric.bucketOptions.explicitBuckets.bounds: not increasing numbers"]
     if kind == "exponentialBuckets":
         good = spec.get("numFiniteBuckets", 0) > 0 and spec.get("growthFactor", 0) > 1 and spec.get("scale", 0) > 0
-        return [] if good else ["metric.bucketOptions.exponentialBuckets: numFiniteBuckets > 0, growthFactor > 1, scale > 0"]
+        return (
+            []
+            if good
+            else ["metric.bucketOptions.exponentialBuckets: numFiniteBuckets > 0, growthFactor > 1, scale > 0"]
+        )
     if kind == "linearBuckets":
         good = spec.get("numFiniteBuckets", 0) > 0 and spec.get("width", 0) > 0
         return [] if good else ["metric.bucketOptions.linearBuckets: numFiniteBuckets > 0, width > 0"]

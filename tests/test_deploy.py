@@ -78,9 +78,9 @@ def previous_monitoring(name: str = "availability-cron") -> dict[str, Any]:
             str(900 + index): json.loads(path.read_text())["displayName"].replace("{{FUNCTION}}", name)
             for index, path in enumerate(policies)
         },
-        "dashboards": {"950": json.loads((templates / "dashboard.json").read_text())["displayName"].replace(
-            "{{FUNCTION}}", name
-        )},
+        "dashboards": {
+            "950": json.loads((templates / "dashboard.json").read_text())["displayName"].replace("{{FUNCTION}}", name)
+        },
     }
 
 

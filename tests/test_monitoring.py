@@ -6,20 +6,13 @@ Nothing reaches Google Cloud."""
 
 from __future__ import annotations
 
-import copy
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devtools.pgserver import admin_connection, free_port
-from sandbox.providers import Fault, weekday_slots
-from tests import log_query
-from tests.conftest import bearer
 from tests.fake_gcloud import fresh_state
-from tests.monitoring_api import check_alert_policy, check_dashboard, check_log_metric
 from tests.test_deploy import FAKE_SECRET, PROJECT, ROOT, Deployer, existing_state, option, previous_monitoring
 
 TEMPLATES = ROOT / "monitoring"
@@ -129,7 +122,9 @@ def test_no_monitoring_issues_no_monitoring_call(deployer: Deployer) -> None:
 
 @pytest.mark.parametrize("emails", [(), ("ops@example.com",)], ids=["no-email", "email"])
 @pytest.mark.parametrize("make_state", [fresh_state, existing_state], ids=["fresh", "existing"])
-def test_dry_run_changes_nothing_and_prints_the_plan(deployer: Deployer, emails: tuple[str, ...], make_state: Any) -> None:
+def test_dry_run_changes_nothing_and_prints_the_plan(
+    deployer: Deployer, emails: tuple[str, ...], make_state: Any
+) -> None:
     deployer.set_state(make_state(secret_value=FAKE_SECRET))
     before = deployer.state()
     flags = [word for email in emails for word in ("--alert-email", email)]
@@ -156,8 +151,17 @@ def test_dry_run_prints_what_a_real_run_does(deployer: Deployer) -> None:
     done = deployer.run(*args)
     assert planned.returncode == done.returncode == 0
     assert planned.printed_without_temp_paths() == done.printed_without_temp_paths()
-    assert ["monitoring", "dashboards", "create", "--project", PROJECT, "--config-from-file", "dashboard.json",
-            "--format", "none"] in done.printed_without_temp_paths()  # fmt: skip
+    assert [
+        "monitoring",
+        "dashboards",
+        "create",
+        "--project",
+        PROJECT,
+        "--config-from-file",
+        "dashboard.json",
+        "--format",
+        "none",
+    ] in done.printed_without_temp_paths()
 
 
 def test_alert_emails_and_channel_ids_are_wired_into_every_policy(deployer: Deployer) -> None:
@@ -286,7 +290,9 @@ def test_monitoring_dir_holds_exactly_what_is_sent(deployer: Deployer, tmp_path:
         (("--no-monitoring=1",), "--no-monitoring takes no value"),
     ],
 )
-def test_bad_monitoring_flags_fail_before_any_gcloud_call(deployer: Deployer, args: tuple[str, ...], message: str) -> None:
+def test_bad_monitoring_flags_fail_before_any_gcloud_call(
+    deployer: Deployer, args: tuple[str, ...], message: str
+) -> None:
     result = deployer.run("--project", PROJECT, *args)
     assert result.returncode == 2
     assert message in result.stderr

@@ -59,8 +59,18 @@ def definitions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 LAYOUTS = {
     "default": (),
-    "sharded-with-channels": ("--shards", "4", "--time-budget-ms", "30000", "--timeout", "60",
-                              "--alert-email", "ops@example.com", "--notification-channel", "42"),  # fmt: skip
+    "sharded-with-channels": (
+        "--shards",
+        "4",
+        "--time-budget-ms",
+        "30000",
+        "--timeout",
+        "60",
+        "--alert-email",
+        "ops@example.com",
+        "--notification-channel",
+        "42",
+    ),
     "renamed-elsewhere": ("--name", "other-cron", "--region", "europe-west1", "--no-direct-book"),
 }
 
@@ -92,9 +102,14 @@ def test_rendered_definitions_are_valid_for_the_apis(tmp_path: Path, layout: str
 def test_a_dry_run_renders_the_same_definitions_but_for_new_channel_ids(tmp_path: Path) -> None:
     planned = render(tmp_path / "planned", "--alert-email", "ops@example.com", dry_run=True)
     done = render(tmp_path / "done", "--alert-email", "ops@example.com")
-    assert planned["metrics"] == done["metrics"] and planned["dashboard"]["mosaicLayout"] == done["dashboard"]["mosaicLayout"]
+    assert (
+        planned["metrics"] == done["metrics"]
+        and planned["dashboard"]["mosaicLayout"] == done["dashboard"]["mosaicLayout"]
+    )
     for file, policy in planned["policies"].items():
-        assert policy["notificationChannels"] == [f"projects/{PROJECT}/notificationChannels/NEW_CHANNEL_FOR_ops@example.com"]
+        assert policy["notificationChannels"] == [
+            f"projects/{PROJECT}/notificationChannels/NEW_CHANNEL_FOR_ops@example.com"
+        ]
         assert {**policy, "notificationChannels": []} == {**done["policies"][file], "notificationChannels": []}
 
 
@@ -124,16 +139,41 @@ def _break(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("policy", "1-no-finished-run.json", "severity", "PAGE", "is not one of"),
         ("policy", "2-run-failed.json", "conditions.0.conditionThreshold.comparison", ">", "is not one of"),
         ("policy", "2-run-failed.json", "conditions.0.conditionThreshold.thresholdValue", "0", "required number"),
-        ("policy", "2-run-failed.json", "conditions.0.conditionThreshold.aggregations.0.perSeriesAligner",
-         "ALIGN_P99", "is not one of"),  # fmt: skip
-        ("policy", "2-run-failed.json", "conditions.0.conditionThreshold.aggregations.0.alignmentPeriod", "30s",
-         "below the minimum 60s"),  # fmt: skip
-        ("policy", "2-run-failed.json", "conditions.0.conditionThreshold.aggregations.0.crossSeriesReducer",
-         "REDUCE_NONE", "needs a crossSeriesReducer"),  # fmt: skip
-        ("policy", "2-run-failed.json", "conditions.0.conditionThreshold.filter", 'resource.type="x"',
-         "needs metric.type"),  # fmt: skip
-        ("policy", "2-run-failed.json", "conditions.0.conditionThreshold.filter", 'metric.type="x',
-         "unbalanced quotes"),  # fmt: skip
+        (
+            "policy",
+            "2-run-failed.json",
+            "conditions.0.conditionThreshold.aggregations.0.perSeriesAligner",
+            "ALIGN_P99",
+            "is not one of",
+        ),
+        (
+            "policy",
+            "2-run-failed.json",
+            "conditions.0.conditionThreshold.aggregations.0.alignmentPeriod",
+            "30s",
+            "below the minimum 60s",
+        ),
+        (
+            "policy",
+            "2-run-failed.json",
+            "conditions.0.conditionThreshold.aggregations.0.crossSeriesReducer",
+            "REDUCE_NONE",
+            "needs a crossSeriesReducer",
+        ),
+        (
+            "policy",
+            "2-run-failed.json",
+            "conditions.0.conditionThreshold.filter",
+            'resource.type="x"',
+            "needs metric.type",
+        ),
+        (
+            "policy",
+            "2-run-failed.json",
+            "conditions.0.conditionThreshold.filter",
+            'metric.type="x',
+            "unbalanced quotes",
+        ),
         ("policy", "3-over-budget.json", "conditions.0.displayName", KeyError, "displayName: required"),
         ("policy", "3-over-budget.json", "documentation", {"mimeType": "text/markdown"}, "content: required"),
         ("policy", "3-over-budget.json", "notificationChannels", ["ops@example.com"], "is not projects/P"),
@@ -141,8 +181,13 @@ def _break(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("policy", "3-over-budget.json", "name", "projects/p/alertPolicies/1", "output only"),
         ("dashboard", "", "mosaicLayout.tiles.1.xPos", 3, "overlaps another tile"),
         ("dashboard", "", "mosaicLayout.tiles.1.width", 13, "does not fit"),
-        ("dashboard", "", "mosaicLayout.tiles.2.widget.xyChart.thresholds.0.value", "{{TIME_BUDGET_MS}}",
-         "required number"),  # fmt: skip
+        (
+            "dashboard",
+            "",
+            "mosaicLayout.tiles.2.widget.xyChart.thresholds.0.value",
+            "{{TIME_BUDGET_MS}}",
+            "required number",
+        ),
         ("dashboard", "", "mosaicLayout.tiles.1.widget.xyChart.dataSets.0.plotType", "PIE", "is not one of"),
         ("metric", "runs", "labelExtractors.source", "jsonPayload.source", "is not EXTRACT"),
         ("metric", "runs", "metricDescriptor.metricKind", "GAUGE", "is not one of"),
@@ -192,7 +237,9 @@ def test_every_metric_and_label_an_alert_or_chart_names_is_defined(definitions: 
         assert f'resource.type="{resource}"' in metric["filter"], where  # the resource its log entries have
         labels = {label["key"] for label in metric["metricDescriptor"]["labels"]}
         named = set(re.findall(r"metric\.labels?\.([a-z_]+)", text))
-        named |= {field.rsplit(".", 1)[1] for aggregation in aggregations for field in aggregation.get("groupByFields", [])}
+        named |= {
+            field.rsplit(".", 1)[1] for aggregation in aggregations for field in aggregation.get("groupByFields", [])
+        }
         named |= {label for content in texts for label in re.findall(r"\$\{metric\.labels?\.([a-z_]+)\}", content)}
         assert named <= labels, (where, named - labels)
         for aggregation in aggregations:
@@ -220,11 +267,18 @@ def test_the_six_alerts_watch_what_the_issue_asks(definitions: dict[str, Any]) -
     assert absent["aggregations"][0]["groupByFields"] == ["metric.label.source", "metric.label.shard"]
     kind, failed = condition("2-run-failed.json")
     assert (kind, metric(failed), failed["comparison"], failed["thresholdValue"]) == (
-        "conditionThreshold", "run-failures", "COMPARISON_GT", 0)  # fmt: skip
+        "conditionThreshold",
+        "run-failures",
+        "COMPARISON_GT",
+        0,
+    )
     _, over = condition("3-over-budget.json")
     assert metric(over) == "runs" and 'metric.label.finished_within_budget="false"' in over["filter"]
     assert (over["aggregations"][0]["alignmentPeriod"], over["comparison"], over["thresholdValue"]) == (
-        "300s", "COMPARISON_GT", 2)  # fmt: skip  # 3 or more over-budget runs in a sliding 5 minutes
+        "300s",
+        "COMPARISON_GT",
+        2,
+    )  # 3 or more over-budget runs in a sliding 5 minutes
     _, stale = condition("4-stale-caches.json")
     assert (metric(stale), stale["comparison"], stale["thresholdValue"]) == ("oldest-success-age", "COMPARISON_GT", 15)
     _, cooldown = condition("5-provider-cooldown.json")
@@ -311,7 +365,15 @@ def test_every_field_the_definitions_name_is_in_the_functions_log_lines(
 
     # Each metric counts exactly the lines it is about: completed runs (not the skipped one), the 500, the cool-down.
     completed = [report["invocationId"], shard_report["invocationId"]]
-    for suffix in ("runs", "duration-ms", "oldest-success-age", "erroring-caches", "failed", "not-started", "refreshed"):
+    for suffix in (
+        "runs",
+        "duration-ms",
+        "oldest-success-age",
+        "erroring-caches",
+        "failed",
+        "not-started",
+        "refreshed",
+    ):
         assert [entry["invocationId"] for entry in matched(suffix)] == completed, suffix
     assert [entry["invocationId"] for entry in matched("run-failures")] == [failed.get_json()["invocationId"]]
     assert [entry["provider"] for entry in matched("provider-cooldowns")] == ["hubspot"]
@@ -328,8 +390,12 @@ def test_every_field_the_definitions_name_is_in_the_functions_log_lines(
         {"source": "default", "shard": log_query.MISSING, "finished_within_budget": False},
         {"source": "default", "shard": 0, "finished_within_budget": shard_report["finishedWithinBudget"]},
     ]
-    assert log_query.extract(metrics[f"{NAME}-run-failures"]["labelExtractors"]["error"],
-                             {"jsonPayload": matched("run-failures")[0]}) == failed.get_json()["error"]  # fmt: skip
+    assert (
+        log_query.extract(
+            metrics[f"{NAME}-run-failures"]["labelExtractors"]["error"], {"jsonPayload": matched("run-failures")[0]}
+        )
+        == failed.get_json()["error"]
+    )
 
     # A field renamed in the log lines is caught: here the report's durationMs, metrics.erroringCaches, the event.
     for rename in (("durationMs", "durationMillis"), ("erroringCaches", "failingCaches"), ("event", "kind")):
@@ -366,10 +432,16 @@ def _attempt(job: str, region: str, failed: bool) -> dict[str, Any]:
         "url": FUNCTION_URL.format(name=NAME),
     }
     if failed:
-        payload |= {"status": "UNAUTHENTICATED", "debugInfo": "URL_ERROR-ERROR_AUTHENTICATION. Original HTTP response code number = 401"}
+        payload |= {
+            "status": "UNAUTHENTICATED",
+            "debugInfo": "URL_ERROR-ERROR_AUTHENTICATION. Original HTTP response code number = 401",
+        }
     return {
         "logName": f"projects/{PROJECT}/logs/cloudscheduler.googleapis.com%2Fexecutions",
-        "resource": {"type": "cloud_scheduler_job", "labels": {"job_id": job, "location": region, "project_id": PROJECT}},
+        "resource": {
+            "type": "cloud_scheduler_job",
+            "labels": {"job_id": job, "location": region, "project_id": PROJECT},
+        },
         "severity": "ERROR" if failed else "INFO",
         "httpRequest": {"status": 401 if failed else 200},
         "jsonPayload": payload,
