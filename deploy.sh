@@ -101,7 +101,8 @@ region, function NAME and job names, each created or updated in place, matched b
                       5 minutes, a run failed, runs over budget, oldest refresh over 15 minutes, a provider in
                       cool-down for 10 minutes, Cloud Scheduler calls failing
   dashboard           "NAME" (monitoring/dashboard.json)
-Without --alert-email or --notification-channel the policies notify nobody; the script says how to add a channel.
+Without --alert-email or --notification-channel, existing policies keep the channels they have and new ones notify
+nobody (the script says how to add a channel); with either, every policy notifies exactly the channels given.
 A policy naming a metric created moments before is refused until Cloud Monitoring knows the metric (up to 10
 minutes): the script retries it every 30 s.
 

@@ -164,18 +164,30 @@ find_by_display_name() {
 	fi
 }
 
+# Without --alert-email or --notification-channel, an existing policy keeps the channels it has (someone may
+# have added one in the console); with either, every policy notifies exactly the channels given.
 deploy_policies() {
-	local listing file rendered display found channels
+	local listing file rendered display found policy channels channel kept=()
 	channels=$(json_array ${channel_names[@]+"${channel_names[@]}"})
 	listing=$(monitoring_listing "alert policies" gcloud monitoring policies list --project "$project" \
-		--format 'value(name,displayName)')
+		--format 'value(name,displayName,notificationChannels.join(","))')
 	for file in "$MONITORING_TEMPLATES"/policies/*.json; do
 		rendered="$rendered_dir/policy-$(basename "$file")"
 		render_definition "$file" "$channels" >"$rendered"
 		display=$(display_name_of "$rendered") || die "no displayName in $file"
 		found=$(find_by_display_name "$listing" "$display" "alert policies")
+		policy=${found%%$'\t'*}
+		if [[ -n $found && $found == *$'\t'* ]] && ((${#channel_names[@]} == 0)); then
+			IFS=, read -ra kept <<<"${found#*$'\t'}"
+			for channel in "${kept[@]}"; do
+				[[ $channel =~ ^projects/[^/\"]+/notificationChannels/[^/\"]+$ ]] ||
+					die "the alert policy '$display' lists a channel gcloud printed oddly: '$channel'"
+			done
+			render_definition "$file" "$(json_array "${kept[@]}")" >"$rendered"
+			policies_keeping_channels=$((policies_keeping_channels + 1))
+		fi
 		if [[ -n $found ]]; then
-			run_policy_command gcloud monitoring policies update "$found" --project "$project" \
+			run_policy_command gcloud monitoring policies update "$policy" --project "$project" \
 				--policy-from-file "$rendered" --format none || die "could not update the alert policy '$display'"
 		else
 			run_policy_command gcloud monitoring policies create --project "$project" \
@@ -209,6 +221,7 @@ deploy_dashboard() {
 
 deploy_monitoring() {
 	local file
+	policies_keeping_channels=0
 	rendered_dir=$(mktemp -d "${TMPDIR:-/tmp}/availability-cron-monitoring.XXXXXX")
 	monitoring_work_dir=$rendered_dir
 	say "Definitions: $MONITORING_TEMPLATES/ (metrics/, policies/, dashboard.json), rendered for $name in $region."
@@ -225,7 +238,10 @@ deploy_monitoring() {
 	fi
 	rm -rf "$rendered_dir"
 	monitoring_work_dir=""
-	if ((${#channel_names[@]} == 0)); then
+	if ((${#channel_names[@]} == 0 && policies_keeping_channels)); then
+		say "No --alert-email or --notification-channel: $policies_keeping_channels existing alert policies keep the" \
+			"notification channels they have."
+	elif ((${#channel_names[@]} == 0)); then
 		say "The alert policies notify nobody yet: run again with --alert-email ADDRESS (or --notification-channel ID)," \
 			"or add a channel to the policies '$name: ...' in the console (Monitoring > Alerting)."
 	else

@@ -18,8 +18,9 @@ current gcloud prints for `value(name)`) or, with the state's `jobs_listed_as` s
 
 Monitoring (deploy.sh's step 7) lives in the state too, so that a second run can find what the first made:
 log-based metrics by name (`logging metrics list` prints the names), alert policies and dashboards by a
-numeric id with their display name (`list` prints `NAME<TAB>displayName[<TAB>etag]`, as gcloud prints
-`value(name,displayName,etag)`), email notification channels by id with their address. create and update
+numeric id with their display name (`list` prints `NAME<TAB>displayName<TAB>X`, as gcloud prints
+`value(name,displayName,X)`: X is a policy's channels joined by commas, a dashboard's etag), email
+notification channels by id with their address. create and update
 store the definition file they were given (`--config-from-file`, `--policy-from-file`), and the call's log
 line carries it as `definition`. A dashboard update whose definition carries an etag other than the stored
 one is refused (ABORTED), as the API refuses a concurrent edit. The state's `metric_not_ready` is how many
@@ -77,6 +78,17 @@ display_name_in() {  # the first "displayName" of a definition file (the resourc
 	line=$(grep -m1 -o '"displayName": "[^"]*"' "$1")
 	line=${line#'"displayName": "'}
 	printf '%s' "${line%'"'}"
+}
+
+store_policy() {  # store_policy ID FILE: its display name, definition and channels (joined by commas)
+	local channels
+	display_name_in "$2" >"$state/policies/$1"
+	cp "$2" "$state/policies/$1.json"
+	channels=$(grep -m1 -o '"notificationChannels": \[[^]]*\]' "$2") || channels=""
+	channels=${channels#*[}
+	channels=${channels%]}
+	channels=${channels//\"/}
+	printf '%s' "${channels// /}" >"$state/policies/$1.channels"
 }
 
 metric_not_ready() {  # refuse this policy call while the state says the new metrics are not known yet
@@ -247,16 +259,16 @@ else
 		;;
 	"monitoring policies list")
 		for policy in "$state"/policies/*; do
-			[[ -e $policy && $policy != *.json ]] || continue
-			printf 'projects/%s/alertPolicies/%s\t%s\n' "$(option --project)" "${policy##*/}" "$(<"$policy")"
+			[[ -e $policy && $policy != *.* ]] || continue
+			channels=""
+			[[ -e $policy.channels ]] && channels=$(<"$policy.channels")
+			printf 'projects/%s/alertPolicies/%s\t%s\t%s\n' "$(option --project)" "${policy##*/}" "$(<"$policy")" \
+				"$channels"
 		done
 		;;
 	"monitoring policies create")
 		if ! metric_not_ready; then
-			id=$(next_id)
-			file=$(option --policy-from-file)
-			display_name_in "$file" >"$state/policies/$id"
-			cp "$file" "$state/policies/$id.json"
+			store_policy "$(next_id)" "$(option --policy-from-file)"
 		fi
 		;;
 	"monitoring policies update "*)
@@ -264,9 +276,7 @@ else
 		if [[ ! -e $state/policies/$id ]]; then
 			not_found "policy $name"
 		elif ! metric_not_ready; then
-			file=$(option --policy-from-file)
-			display_name_in "$file" >"$state/policies/$id"
-			cp "$file" "$state/policies/$id.json"
+			store_policy "$id" "$(option --policy-from-file)"
 		fi
 		;;
 	"beta monitoring channels list")
@@ -375,6 +385,7 @@ def fresh_state(**changes: Any) -> dict[str, Any]:
         "policies": {},
         "dashboards": {},
         "channels": {},
+        "policy_channels": {},  # {policy id: [channel names]}
         "metric_not_ready": 0,
     }
     state.update(changes)
@@ -399,6 +410,8 @@ def write_state(directory: Path, state: dict[str, Any]) -> None:
     for part in _MONITORING:
         for resource_id, text in state[part].items():
             (directory / part / resource_id).write_text(text)
+    for policy_id, channels in state.get("policy_channels", {}).items():
+        (directory / "policies" / f"{policy_id}.channels").write_text(",".join(channels))
     for dashboard_id in state["dashboards"]:
         (directory / "dashboards" / f"{dashboard_id}.etag").write_text(f"etag-{dashboard_id}-1")
     (directory / "next_id").write_text(f"{FIRST_ID}\n")
@@ -425,6 +438,9 @@ def read_state(directory: Path) -> dict[str, Any]:
     # What each create or update stored: {metric name: definition}, {policy or dashboard id: definition}.
     state["metric_definitions"] = {
         path.name: json.loads(path.read_text()) for path in (directory / "metrics").iterdir() if path.stat().st_size
+    }
+    state["policy_channels"] = {
+        path.stem: [c for c in path.read_text().split(",") if c] for path in (directory / "policies").glob("*.channels")
     }
     state["policy_definitions"] = {
         path.stem: json.loads(path.read_text()) for path in (directory / "policies").glob("*.json")

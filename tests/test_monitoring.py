@@ -211,6 +211,27 @@ def test_without_a_channel_the_policies_are_made_and_the_script_says_how_to_add_
     assert "notify nobody yet: run again with --alert-email ADDRESS (or --notification-channel ID)" in result.stderr
 
 
+def test_without_channel_flags_existing_policies_keep_their_channels(deployer: Deployer) -> None:
+    first = deployer.run("--project", PROJECT, "--notification-channel", "42")
+    assert first.returncode == 0, first.stderr
+    ours = f"projects/{PROJECT}/notificationChannels/42"
+    # Someone adds a channel to one policy in the console; a plain re-deploy keeps both policies' channels.
+    state = deployer.state()
+    assert state["policy_channels"] == dict.fromkeys(state["policies"], [ours])
+    state["policy_channels"]["900"] = [ours, "projects/p/notificationChannels/5"]
+    deployer.set_state(state)
+    again = deployer.run("--project", PROJECT)
+    assert again.returncode == 0, again.stderr
+    channels = [p["notificationChannels"] for p in definitions(again, "monitoring", "policies")]
+    assert channels == [[ours, "projects/p/notificationChannels/5"]] + [[ours]] * 5
+    assert "6 existing alert policies keep the notification channels they have" in again.stderr
+    # With a channel flag, every policy notifies exactly what is given.
+    given = deployer.run("--project", PROJECT, "--notification-channel", "43")
+    assert given.returncode == 0, given.stderr
+    expected = [f"projects/{PROJECT}/notificationChannels/43"]
+    assert all(p["notificationChannels"] == expected for p in definitions(given, "monitoring", "policies"))
+
+
 def test_a_policy_refused_for_a_metric_not_known_yet_is_retried(deployer: Deployer) -> None:
     deployer.set_state(fresh_state(secret_value=FAKE_SECRET, metric_not_ready=2))
     result = deployer.run("--project", PROJECT, env={"DEPLOY_MONITORING_RETRY_SECONDS": "0"})
