@@ -217,7 +217,7 @@ def test_without_channel_flags_existing_policies_keep_their_channels(deployer: D
     ours = f"projects/{PROJECT}/notificationChannels/42"
     # Someone adds a channel to one policy in the console; a plain re-deploy keeps both policies' channels.
     state = deployer.state()
-    assert state["policy_channels"] == dict.fromkeys(state["policies"], [ours])
+    assert state["policy_channels"] == {policy: [ours] for policy in state["policies"]}
     state["policy_channels"]["900"] = [ours, "projects/p/notificationChannels/5"]
     deployer.set_state(state)
     again = deployer.run("--project", PROJECT)
