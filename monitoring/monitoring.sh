@@ -238,6 +238,9 @@ deploy_monitoring() {
 	fi
 	rm -rf "$rendered_dir"
 	monitoring_work_dir=""
+	if ((dry_run)) && [[ -z $monitoring_dir ]]; then
+		say "(dry run: the rendered files named above are gone; add --monitoring-dir DIR to keep them for reading)"
+	fi
 	if ((${#channel_names[@]} == 0 && policies_keeping_channels)); then
 		say "No --alert-email or --notification-channel: $policies_keeping_channels existing alert policies keep the" \
 			"notification channels they have."

@@ -58,6 +58,15 @@ def rendered(deployer: Deployer, tmp_path: Path, *args: str) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------- deploy.sh
 
 
+def test_help_explains_the_monitoring_flags(deployer: Deployer) -> None:
+    result = deployer.run("--help")
+    assert result.returncode == 0
+    for text in ("--no-monitoring", "--alert-email ADDRESS", "--notification-channel ID", "--monitoring-dir DIR",
+                 "NAME-runs", "NAME-scheduler-failures", "monitoring/policies/*.json"):  # fmt: skip
+        assert text in result.stdout
+    assert result.calls == []
+
+
 def test_first_run_creates_every_definition_once(deployer: Deployer) -> None:
     deployer.set_state(fresh_state(secret_value=FAKE_SECRET))
     result = deployer.run("--project", PROJECT)
@@ -141,6 +150,7 @@ def test_dry_run_changes_nothing_and_prints_the_plan(
     assert [option(argv, "--channel-labels") for argv in channels] == [f"email_address={e}" for e in emails]
     if not emails:
         assert "--alert-email ADDRESS" in result.stderr  # how to add a channel
+    assert "add --monitoring-dir DIR to keep them" in result.stderr
     assert "Dry run complete" in result.stderr
 
 
