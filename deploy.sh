@@ -104,7 +104,7 @@ region, function NAME and job names, each created or updated in place, matched b
 Without --alert-email or --notification-channel, existing policies keep the channels they have and new ones notify
 nobody (the script says how to add a channel); with either, every policy notifies exactly the channels given.
 A policy naming a metric created moments before is refused until Cloud Monitoring knows the metric (up to 10
-minutes): the script retries it every 30 s.
+minutes): the script retries it every 30 s, 21 times (DEPLOY_MONITORING_RETRY_SECONDS, DEPLOY_MONITORING_ATTEMPTS).
 
 Exit status: 0 done, 1 a step or check failed, 2 bad usage.
 EOF
@@ -397,6 +397,8 @@ for channel in ${notification_channels[@]+"${notification_channels[@]}"}; do
 	check --notification-channel "$channel" '^(projects/[a-z0-9.:-]+/notificationChannels/)?[0-9]+$' \
 		'a channel id, or projects/P/notificationChannels/ID'
 done
+check DEPLOY_MONITORING_RETRY_SECONDS "${DEPLOY_MONITORING_RETRY_SECONDS:-30}" '^[0-9]{1,4}$' 'whole seconds'
+check DEPLOY_MONITORING_ATTEMPTS "${DEPLOY_MONITORING_ATTEMPTS:-21}" '^[1-9][0-9]{0,3}$' 'a whole number from 1'
 if ((!monitoring)) && { ((${#alert_emails[@]} + ${#notification_channels[@]})) || [[ -n $monitoring_dir ]]; }; then
 	usage_error "--alert-email, --notification-channel and --monitoring-dir need the monitoring step (drop --no-monitoring)"
 fi

@@ -15,6 +15,8 @@ readonly MONITORING_TEMPLATES=monitoring
 readonly METRIC_NOT_READY_PATTERN='Cannot find metric|metric referenced by the provided filter is unknown'
 monitoring_retry_seconds=${DEPLOY_MONITORING_RETRY_SECONDS:-30}
 monitoring_attempts=${DEPLOY_MONITORING_ATTEMPTS:-21}
+# A channel's resource name as gcloud prints it; anything else is not put into a policy.
+readonly CHANNEL_NAME_PATTERN='^projects/[^/"[:space:]]+/notificationChannels/[^/"[:space:]]+$'
 
 # The template FILE with every placeholder filled in, on stdout. CHANNELS is a JSON array of channel names.
 render_definition() {
@@ -98,6 +100,7 @@ resolve_channels() {
 			fi
 		done <<<"$listing"
 		if [[ -n $found ]]; then
+			[[ $found =~ $CHANNEL_NAME_PATTERN ]] || die "gcloud listed the channel for $email oddly: '$found'"
 			say "Notification channel for $email exists: $found"
 			channel_names+=("$found")
 			continue
@@ -112,7 +115,7 @@ resolve_channels() {
 			--display-name "$name alerts: $email" --channel-labels "email_address=$email" --format 'value(name)') ||
 			die "could not create the notification channel for $email"
 		created=${created//[[:space:]]/}
-		if [[ ! $created =~ ^projects/[^/]+/notificationChannels/[^/]+$ ]]; then
+		if [[ ! $created =~ $CHANNEL_NAME_PATTERN ]]; then
 			die "gcloud did not print the new notification channel's name for $email (got '$created')"
 		fi
 		channel_names+=("$created")
@@ -180,7 +183,7 @@ deploy_policies() {
 		if [[ -n $found && $found == *$'\t'* ]] && ((${#channel_names[@]} == 0)); then
 			IFS=, read -ra kept <<<"${found#*$'\t'}"
 			for channel in "${kept[@]}"; do
-				[[ $channel =~ ^projects/[^/\"]+/notificationChannels/[^/\"]+$ ]] ||
+				[[ $channel =~ $CHANNEL_NAME_PATTERN ]] ||
 					die "the alert policy '$display' lists a channel gcloud printed oddly: '$channel'"
 			done
 			render_definition "$file" "$(json_array "${kept[@]}")" >"$rendered"

@@ -330,6 +330,14 @@ def test_bad_monitoring_flags_fail_before_any_gcloud_call(
     assert result.calls == []
 
 
+@pytest.mark.parametrize("variable", ["DEPLOY_MONITORING_RETRY_SECONDS", "DEPLOY_MONITORING_ATTEMPTS"])
+def test_bad_retry_settings_fail_before_any_gcloud_call(deployer: Deployer, variable: str) -> None:
+    result = deployer.run("--project", PROJECT, env={variable: "soon"})
+    assert result.returncode == 2
+    assert f"invalid {variable} 'soon'" in result.stderr
+    assert result.calls == []
+
+
 def test_a_failed_listing_stops_a_real_run_but_not_a_dry_run(deployer: Deployer) -> None:
     deployer.set_state(existing_state(fail=["logging metrics list"]))
     real = deployer.run("--project", PROJECT)
