@@ -47,7 +47,7 @@ monitoring_listing() {
 	elif ((dry_run)); then
 		warn "could not list the $what (is the API enabled yet?); showing every one as new"
 	else
-		die "could not list the $what of $project"
+		die "in project $project, could not list the $what"
 	fi
 }
 
@@ -89,8 +89,8 @@ resolve_channels() {
 	if ((${#alert_emails[@]} == 0)); then
 		return 0
 	fi
-	listing=$(monitoring_listing "notification channels" gcloud beta monitoring channels list --project "$project" \
-		--format 'value(name,type,labels.email_address)')
+	listing=$(monitoring_listing "notification channels (needs gcloud's beta component: gcloud components install beta)" \
+		gcloud beta monitoring channels list --project "$project" --format 'value(name,type,labels.email_address)')
 	for email in "${alert_emails[@]}"; do
 		found=""
 		while IFS=$'\t' read -r channel_name channel_type channel_email; do

@@ -338,6 +338,14 @@ def test_bad_retry_settings_fail_before_any_gcloud_call(deployer: Deployer, vari
     assert result.calls == []
 
 
+def test_unlistable_channels_stop_before_any_policy_and_name_the_beta_component(deployer: Deployer) -> None:
+    deployer.set_state(existing_state(fail=["beta monitoring channels list"]))
+    result = deployer.run("--project", PROJECT, "--alert-email", "ops@example.com")
+    assert result.returncode == 1
+    assert "gcloud components install beta" in result.stderr
+    assert result.argvs("monitoring", "policies", "update") == result.argvs("monitoring", "policies", "create") == []
+
+
 def test_a_failed_listing_stops_a_real_run_but_not_a_dry_run(deployer: Deployer) -> None:
     deployer.set_state(existing_state(fail=["logging metrics list"]))
     real = deployer.run("--project", PROJECT)
