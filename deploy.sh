@@ -58,6 +58,13 @@ Flags (a flag wins over its environment variable):
                                     oidc:   private URL (--no-allow-unauthenticated, allUsers removed if present);
                                             the scheduler service account gets the invoker role, the job sends an
                                             OIDC token for the function URL plus X-Cron-Secret: <CRON_SECRET>.
+  --no-monitoring                 skip the monitoring step (see "Monitoring" below); --monitoring (the default) runs it
+  --alert-email ADDRESS           repeatable: the alert policies notify this address (an email notification channel,
+                                  created once and reused by address; needs gcloud's beta component)
+  --notification-channel ID       repeatable: an existing notification channel (its id or its full resource name
+                                  projects/P/notificationChannels/ID) the alert policies notify
+  --monitoring-dir DIR            also write the rendered monitoring definitions into DIR (with --dry-run: to read
+                                  them before a real run)
   --dry-run                       print the plan and change nothing (see below)
   -h, --help                      this help
 
@@ -85,6 +92,19 @@ Secrets: the generated CRON_SECRET goes to gcloud on stdin and is never printed.
 value in a header: it is read with `gcloud secrets versions access` into memory and handed to gcloud in a
 private temporary --flags-file (never on a command line), with gcloud's file logging off for that command.
 After rotating the secret, run this script again so the jobs send the new value.
+
+Monitoring (step 7, skipped with --no-monitoring): the definitions in monitoring/ rendered with the project,
+region, function NAME and job names, each created or updated in place, matched by exact name (never duplicated):
+  log-based metrics   NAME-runs, NAME-run-failures, NAME-duration-ms, NAME-oldest-success-age, NAME-erroring-caches,
+                      NAME-failed, NAME-not-started, NAME-refreshed, NAME-provider-cooldowns, NAME-scheduler-failures
+  alert policies      "NAME: ..." (monitoring/policies/*.json), each with a documentation text: no finished run for
+                      5 minutes, a run failed, runs over budget, oldest refresh over 15 minutes, a provider in
+                      cool-down for 10 minutes, Cloud Scheduler calls failing
+  dashboard           "NAME" (monitoring/dashboard.json)
+Without --alert-email or --notification-channel, existing policies keep the channels they have and new ones notify
+nobody (the script says how to add a channel); with either, every policy notifies exactly the channels given.
+A policy naming a metric created moments before is refused until Cloud Monitoring knows the metric (up to 10
+minutes): the script retries it every 30 s, 21 times (DEPLOY_MONITORING_RETRY_SECONDS, DEPLOY_MONITORING_ATTEMPTS).
 
 Exit status: 0 done, 1 a step or check failed, 2 bad usage.
 EOF
@@ -161,6 +181,10 @@ direct_url_secret=""
 cloudsql_instance=""
 auth=bearer
 dry_run=0
+monitoring=1
+monitoring_dir=""
+alert_emails=()
+notification_channels=()
 shards=${SHARDS:-1}
 shards_source=SHARDS
 direct_book_setting=${DIRECT_BOOK:-1}
@@ -225,6 +249,14 @@ while (($#)); do
 		shift
 		continue
 		;;
+	--monitoring | --no-monitoring)
+		monitoring=1
+		if [[ $arg == --no-monitoring ]]; then
+			monitoring=0
+		fi
+		shift
+		continue
+		;;
 	--direct-book | --no-direct-book)
 		direct_book_setting=1
 		if [[ $arg == --no-direct-book ]]; then
@@ -272,7 +304,12 @@ while (($#)); do
 		shards_source=--shards
 		;;
 	--max-instances) max_instances=$value ;;
-	--dry-run | --help | --direct-book | --no-direct-book) usage_error "$flag takes no value" ;;
+	--alert-email) alert_emails+=("$value") ;;
+	--notification-channel) notification_channels+=("$value") ;;
+	--monitoring-dir) monitoring_dir=$value ;;
+	--dry-run | --help | --direct-book | --no-direct-book | --monitoring | --no-monitoring)
+		usage_error "$flag takes no value"
+		;;
 	*) usage_error "unknown flag '$flag'" ;;
 	esac
 	if ((consumed == 0)); then
@@ -353,6 +390,18 @@ fi
 if [[ -n $project ]]; then
 	check --project "$project" '^([a-z0-9.-]+:)?[a-z][-a-z0-9]{4,28}[a-z0-9]$' 'a project id'
 fi
+for address in ${alert_emails[@]+"${alert_emails[@]}"}; do
+	check --alert-email "$address" "$email_pattern" 'an email address'
+done
+for channel in ${notification_channels[@]+"${notification_channels[@]}"}; do
+	check --notification-channel "$channel" '^(projects/[a-z0-9.:-]+/notificationChannels/)?[0-9]+$' \
+		'a channel id, or projects/P/notificationChannels/ID'
+done
+check DEPLOY_MONITORING_RETRY_SECONDS "${DEPLOY_MONITORING_RETRY_SECONDS:-30}" '^[0-9]{1,4}$' 'whole seconds'
+check DEPLOY_MONITORING_ATTEMPTS "${DEPLOY_MONITORING_ATTEMPTS:-21}" '^[1-9][0-9]{0,3}$' 'a whole number from 1'
+if ((!monitoring)) && { ((${#alert_emails[@]} + ${#notification_channels[@]})) || [[ -n $monitoring_dir ]]; }; then
+	usage_error "--alert-email, --notification-channel and --monitoring-dir need the monitoring step (drop --no-monitoring)"
+fi
 
 # The run budget: --time-budget-ms, else an --env setting of it, else the environment, else the function's default.
 budget_ms=""
@@ -384,11 +433,14 @@ fi
 
 # The function's source is this script's directory, whatever the caller's working directory.
 cd "$(dirname "${BASH_SOURCE[0]}")"
-for needed in main.py requirements.txt lib .gcloudignore; do
+for needed in main.py requirements.txt lib .gcloudignore monitoring/monitoring.sh; do
 	if [[ ! -e $needed ]]; then
 		die "$needed not found next to $SCRIPT_NAME: run the script from the availability-cron project"
 	fi
 done
+
+# shellcheck source=monitoring/monitoring.sh
+source monitoring/monitoring.sh
 
 # Never wait for an answer to a prompt.
 export CLOUDSDK_CORE_DISABLE_PROMPTS=1
@@ -465,26 +517,35 @@ headers_document() {
 }
 
 work_dir=""
+monitoring_work_dir=""
 cleanup() {
 	if [[ -n $work_dir ]]; then
 		rm -rf "$work_dir"
+	fi
+	if [[ -n $monitoring_work_dir ]]; then
+		rm -rf "$monitoring_work_dir"
 	fi
 }
 trap cleanup EXIT
 
 # ---------------------------------------------------------------------------------------------- 1. APIs
 
-step "1/6 Enabling the APIs"
+steps=$((6 + monitoring))
+
+step "1/$steps Enabling the APIs"
 apis=(cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com artifactregistry.googleapis.com
 	cloudscheduler.googleapis.com secretmanager.googleapis.com)
 if [[ -n $cloudsql_instance ]]; then
 	apis+=(sqladmin.googleapis.com)
 fi
+if ((monitoring)); then
+	apis+=(logging.googleapis.com monitoring.googleapis.com)
+fi
 run gcloud services enable "${apis[@]}" --project "$project"
 
 # ---------------------------------------------------------------------------------------------- 2. secrets
 
-step "2/6 Secrets"
+step "2/$steps Secrets"
 runtime_sa=$service_account
 if [[ -z $runtime_sa ]]; then
 	project_number=$(lookup gcloud projects describe "$project" --format 'value(projectNumber)') || project_number=""
@@ -574,7 +635,7 @@ fi
 
 # ---------------------------------------------------------------------------------------------- 3. deploy
 
-step "3/6 Deploying the function (this takes a few minutes)"
+step "3/$steps Deploying the function (this takes a few minutes)"
 secrets_spec="CRON_SECRET=$secret_name:latest,DATABASE_URL=$database_url_secret:latest"
 if [[ -n $direct_url_secret ]]; then
 	secrets_spec+=",DIRECT_URL=$direct_url_secret:latest"
@@ -631,7 +692,7 @@ fi
 
 # ---------------------------------------------------------------------------------------------- 4. invoker
 
-step "4/6 Who may invoke the function"
+step "4/$steps Who may invoke the function"
 if [[ $auth == oidc ]]; then
 	# A function that was public (bearer mode) stays public until allUsers is removed.
 	if invokers=$(lookup gcloud run services get-iam-policy "$name" --region "$region" --project "$project" \
@@ -652,7 +713,7 @@ fi
 
 # ---------------------------------------------------------------------------------------------- 5. URL
 
-step "5/6 The function URL"
+step "5/$steps The function URL"
 url=$(lookup gcloud functions describe "$name" --gen2 --region "$region" --project "$project" \
 	--format 'value(serviceConfig.uri)' 2>/dev/null) || url=""
 if [[ -z $url ]]; then
@@ -667,7 +728,7 @@ say "URL: $url"
 
 # ---------------------------------------------------------------------------------------------- 6. scheduler
 
-step "6/6 Cloud Scheduler jobs"
+step "6/$steps Cloud Scheduler jobs"
 
 # The jobs of the current layout: names and URIs, in the order they are created or updated.
 job_name() {
@@ -806,6 +867,13 @@ for job_id in ${existing[@]+"${existing[@]}"}; do
 done
 cron_value=""
 
+# ---------------------------------------------------------------------------------------------- 7. monitoring
+
+if ((monitoring)); then
+	step "7/7 Monitoring: log-based metrics, alert policies, dashboard"
+	deploy_monitoring
+fi
+
 if ((dry_run)); then
 	if ((problems)); then
 		die "dry run: $problems problem(s) above would stop a real deploy"
@@ -822,3 +890,6 @@ for job_id in "${wanted_names[@]}"; do
 done
 say "Run it now:  gcloud scheduler jobs run ${wanted_names[0]} --location $region --project $project"
 say "Logs:        gcloud functions logs read $name --gen2 --region $region --project $project"
+if ((monitoring)); then
+	say "Dashboard:   https://console.cloud.google.com/monitoring/dashboards?project=$project (\"$name\")"
+fi

@@ -15,6 +15,16 @@ Scheduler jobs live in one location (the fake ignores --location but for echoing
 prints every job of the state, one a line, as the resource name `projects/P/locations/R/jobs/NAME` (what
 current gcloud prints for `value(name)`) or, with the state's `jobs_listed_as` set to "id", as NAME alone;
 `scheduler jobs delete NAME` removes one; create and update remember the job's --uri (`job_uris`).
+
+Monitoring (deploy.sh's step 7) lives in the state too, so that a second run can find what the first made:
+log-based metrics by name (`logging metrics list` prints the names), alert policies and dashboards by a
+numeric id with their display name (`list` prints `NAME<TAB>displayName<TAB>X`, as gcloud prints
+`value(name,displayName,X)`: X is a policy's channels joined by commas, a dashboard's etag), email
+notification channels by id with their address. create and update
+store the definition file they were given (`--config-from-file`, `--policy-from-file`), and the call's log
+line carries it as `definition`. A dashboard update whose definition carries an etag other than the stored
+one is refused (ABORTED), as the API refuses a concurrent edit. The state's `metric_not_ready` is how many
+policy create/update calls to refuse, as Cloud Monitoring does for a log-based metric created moments before.
 """
 
 from __future__ import annotations
@@ -53,6 +63,44 @@ option() {  # the value of --NAME VALUE or --NAME=VALUE
 			return 0
 		fi
 	done
+	return 1
+}
+
+next_id() {  # a new numeric resource id
+	local id
+	id=$(<"$state/next_id")
+	printf '%s\n' $((id + 1)) >"$state/next_id"
+	printf '%s' "$id"
+}
+
+display_name_in() {  # the first "displayName" of a definition file (the resource's own comes first)
+	local line
+	line=$(grep -m1 -o '"displayName": "[^"]*"' "$1")
+	line=${line#'"displayName": "'}
+	printf '%s' "${line%'"'}"
+}
+
+store_policy() {  # store_policy ID FILE: its display name, definition and channels (joined by commas)
+	local channels
+	display_name_in "$2" >"$state/policies/$1"
+	cp "$2" "$state/policies/$1.json"
+	channels=$(grep -m1 -o '"notificationChannels": \[[^]]*\]' "$2") || channels=""
+	channels=${channels#*[}
+	channels=${channels%]}
+	channels=${channels//\"/}
+	printf '%s' "${channels// /}" >"$state/policies/$1.channels"
+}
+
+metric_not_ready() {  # refuse this policy call while the state says the new metrics are not known yet
+	local pending
+	pending=$(<"$state/metric_not_ready")
+	if ((pending > 0)); then
+		printf '%s\n' $((pending - 1)) >"$state/metric_not_ready"
+		printf '%s %s\n' 'ERROR: (gcloud.monitoring.policies) NOT_FOUND: Cannot find metric(s) that match type =' \
+			'"logging.googleapis.com/user/x". If a metric was created recently, it could take up to 10 minutes.' >&2
+		status=1
+		return 0
+	fi
 	return 1
 }
 
@@ -190,10 +238,100 @@ else
 			not_found "job $name"
 		fi
 		;;
+	"logging metrics list")
+		for metric in "$state"/metrics/*; do
+			[[ -e $metric ]] && printf '%s\n' "${metric##*/}"
+		done
+		;;
+	"logging metrics create "*)
+		if [[ -e $state/metrics/$name ]]; then
+			already_exists "metric $name"
+		else
+			cp "$(option --config-from-file)" "$state/metrics/$name"
+		fi
+		;;
+	"logging metrics update "*)
+		if [[ -e $state/metrics/$name ]]; then
+			cp "$(option --config-from-file)" "$state/metrics/$name"
+		else
+			not_found "metric $name"
+		fi
+		;;
+	"monitoring policies list")
+		for policy in "$state"/policies/*; do
+			[[ -e $policy && $policy != *.* ]] || continue
+			channels=""
+			[[ -e $policy.channels ]] && channels=$(<"$policy.channels")
+			printf 'projects/%s/alertPolicies/%s\t%s\t%s\n' "$(option --project)" "${policy##*/}" "$(<"$policy")" \
+				"$channels"
+		done
+		;;
+	"monitoring policies create")
+		if ! metric_not_ready; then
+			store_policy "$(next_id)" "$(option --policy-from-file)"
+		fi
+		;;
+	"monitoring policies update "*)
+		id=${name##*/}
+		if [[ ! -e $state/policies/$id ]]; then
+			not_found "policy $name"
+		elif ! metric_not_ready; then
+			store_policy "$id" "$(option --policy-from-file)"
+		fi
+		;;
+	"beta monitoring channels list")
+		for channel in "$state"/channels/*; do
+			[[ -e $channel ]] || continue
+			printf 'projects/%s/notificationChannels/%s\temail\t%s\n' "$(option --project)" "${channel##*/}" \
+				"$(<"$channel")"
+		done
+		;;
+	"beta monitoring channels create")
+		id=$(next_id)
+		labels=$(option --channel-labels)
+		printf '%s' "${labels#email_address=}" >"$state/channels/$id"
+		printf 'projects/%s/notificationChannels/%s\n' "$(option --project)" "$id"
+		;;
+	"monitoring dashboards list")
+		for dashboard in "$state"/dashboards/*; do
+			[[ -e $dashboard && $dashboard != *.* ]] || continue
+			printf 'projects/%s/dashboards/%s\t%s\t%s\n' "$(<"$state/project_number")" "${dashboard##*/}" \
+				"$(<"$dashboard")" "$(<"$dashboard.etag")"
+		done
+		;;
+	"monitoring dashboards create")
+		id=$(next_id)
+		file=$(option --config-from-file)
+		display_name_in "$file" >"$state/dashboards/$id"
+		printf 'etag-%s-1' "$id" >"$state/dashboards/$id.etag"
+		cp "$file" "$state/dashboards/$id.json"
+		;;
+	"monitoring dashboards update "*)
+		id=${name##*/}
+		file=$(option --config-from-file)
+		sent_etag=$(grep -m1 -o '"etag": "[^"]*"' "$file" | cut -d'"' -f4) || sent_etag=""
+		if [[ ! -e $state/dashboards/$id ]]; then
+			not_found "dashboard $name"
+		elif [[ -n $sent_etag && $sent_etag != "$(<"$state/dashboards/$id.etag")" ]]; then
+			printf 'ERROR: (gcloud.monitoring.dashboards.update) ABORTED: etag mismatch\n' >&2
+			status=1
+		else
+			display_name_in "$file" >"$state/dashboards/$id"
+			etag=$(<"$state/dashboards/$id.etag")
+			printf 'etag-%s-%d' "$id" $((${etag##*-} + 1)) >"$state/dashboards/$id.etag"
+			cp "$file" "$state/dashboards/$id.json"
+		fi
+		;;
 	*) ;; # services enable, secrets add-iam-policy-binding, run services update: nothing to remember
 	esac
 fi
 
+for definition_flag in --config-from-file --policy-from-file; do
+	if definition=$(option "$definition_flag") && [[ -f $definition ]]; then
+		# On one line (a JSON string holds no raw line break), so the log stays one call a line.
+		extra+=", \"definition\": $(tr '\n' ' ' <"$definition")"
+	fi
+done
 if flags_file=$(option --flags-file); then
 	extra+=", \"flags_file\": $(<"$flags_file"), \"flags_file_mode\": \"0o$(stat -c %a "$flags_file")\""
 fi
@@ -217,7 +355,9 @@ printf '{"argv": [%s], "env": {%s}, "cwd": %s, "status": %d%s}\n' "$argv" "$envi
 exit "$status"
 """
 
-_SETS = ("secrets", "functions", "jobs")
+_SETS = ("secrets", "functions", "jobs", "metrics")
+_MONITORING = ("policies", "dashboards", "channels")
+FIRST_ID = 1000
 
 
 def install(directory: Path) -> Path:
@@ -240,6 +380,13 @@ def fresh_state(**changes: Any) -> dict[str, Any]:
         "jobs_listed_as": "path",
         "invokers": {},
         "fail": [],
+        # Monitoring: metric names; {id: display name} of policies and dashboards; {id: address} of channels.
+        "metrics": [],
+        "policies": {},
+        "dashboards": {},
+        "channels": {},
+        "policy_channels": {},  # {policy id: [channel names]}
+        "metric_not_ready": 0,
     }
     state.update(changes)
     return state
@@ -247,7 +394,7 @@ def fresh_state(**changes: Any) -> dict[str, Any]:
 
 def write_state(directory: Path, state: dict[str, Any]) -> None:
     shutil.rmtree(directory, ignore_errors=True)
-    for part in (*_SETS, "invokers"):
+    for part in (*_SETS, *_MONITORING, "invokers"):
         (directory / part).mkdir(parents=True)
     if state["project"]:
         (directory / "project").write_text(state["project"] + "\n")
@@ -260,6 +407,15 @@ def write_state(directory: Path, state: dict[str, Any]) -> None:
         (directory / "invokers" / function).write_text("".join(member + "\n" for member in members))
     (directory / "fail").write_text("".join(prefix + "\n" for prefix in state["fail"]))
     (directory / "jobs_listed_as").write_text(state.get("jobs_listed_as", "path"))
+    for part in _MONITORING:
+        for resource_id, text in state[part].items():
+            (directory / part / resource_id).write_text(text)
+    for policy_id, channels in state.get("policy_channels", {}).items():
+        (directory / "policies" / f"{policy_id}.channels").write_text(",".join(channels))
+    for dashboard_id in state["dashboards"]:
+        (directory / "dashboards" / f"{dashboard_id}.etag").write_text(f"etag-{dashboard_id}-1")
+    (directory / "next_id").write_text(f"{FIRST_ID}\n")
+    (directory / "metric_not_ready").write_text(f"{state['metric_not_ready']}\n")
 
 
 def read_state(directory: Path) -> dict[str, Any]:
@@ -276,6 +432,22 @@ def read_state(directory: Path) -> dict[str, Any]:
     }
     for part in _SETS:
         state[part] = sorted(path.name for path in (directory / part).iterdir())
+    for part in _MONITORING:
+        state[part] = {path.name: path.read_text() for path in (directory / part).iterdir() if "." not in path.name}
+    state["metric_not_ready"] = int((directory / "metric_not_ready").read_text())
+    # What each create or update stored: {metric name: definition}, {policy or dashboard id: definition}.
+    state["metric_definitions"] = {
+        path.name: json.loads(path.read_text()) for path in (directory / "metrics").iterdir() if path.stat().st_size
+    }
+    state["policy_channels"] = {
+        path.stem: [c for c in path.read_text().split(",") if c] for path in (directory / "policies").glob("*.channels")
+    }
+    state["policy_definitions"] = {
+        path.stem: json.loads(path.read_text()) for path in (directory / "policies").glob("*.json")
+    }
+    state["dashboard_definitions"] = {
+        path.stem: json.loads(path.read_text()) for path in (directory / "dashboards").glob("*.json")
+    }
     return state
 
 

@@ -3,6 +3,7 @@ with which flags, what a dry run does, and that no secret value is ever shown. N
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -17,6 +18,7 @@ from tests.fake_gcloud import FUNCTION_URL, fresh_state, install, read_calls, re
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "deploy.sh"
+MONITORING_SCRIPT = ROOT / "monitoring" / "monitoring.sh"
 
 # Quotes, a backslash, a comma and a pipe: the value must survive JSON and gcloud's list syntax intact.
 FAKE_SECRET = 'fake-cron-secret-"q"\\b,c|d-7f3a9e'
@@ -34,6 +36,7 @@ APIS = {
     "cloudscheduler.googleapis.com",
     "secretmanager.googleapis.com",
 }
+MONITORING_APIS = {"logging.googleapis.com", "monitoring.googleapis.com"}
 READ_ONLY = (
     ("config", "get-value"),
     ("projects", "describe"),
@@ -42,7 +45,13 @@ READ_ONLY = (
     ("scheduler", "jobs", "describe"),
     ("scheduler", "jobs", "list"),
     ("run", "services", "get-iam-policy"),
+    ("logging", "metrics", "list"),
+    ("monitoring", "policies", "list"),
+    ("monitoring", "dashboards", "list"),
+    ("beta", "monitoring", "channels", "list"),
 )
+# Flags whose value is a file in a private temporary directory: its path differs from run to run.
+TEMP_FILE_FLAGS = ("--flags-file", "--config-from-file", "--policy-from-file")
 
 
 def option(argv: list[str], name: str) -> str | None:
@@ -59,6 +68,22 @@ def is_read_only(argv: list[str]) -> bool:
     return any(tuple(argv[: len(prefix)]) == prefix for prefix in READ_ONLY)
 
 
+def previous_monitoring(name: str = "availability-cron") -> dict[str, Any]:
+    """The monitoring a previous deploy of function NAME made: its metrics, policies and dashboard."""
+    templates = ROOT / "monitoring"
+    policies = sorted((templates / "policies").glob("*.json"))
+    return {
+        "metrics": [f"{name}-{path.stem}" for path in sorted((templates / "metrics").glob("*.json"))],
+        "policies": {
+            str(900 + index): json.loads(path.read_text())["displayName"].replace("{{FUNCTION}}", name)
+            for index, path in enumerate(policies)
+        },
+        "dashboards": {
+            "950": json.loads((templates / "dashboard.json").read_text())["displayName"].replace("{{FUNCTION}}", name)
+        },
+    }
+
+
 def existing_state(**changes: Any) -> dict[str, Any]:
     """A project where a previous bearer-mode deploy made everything."""
     state = fresh_state(
@@ -67,6 +92,7 @@ def existing_state(**changes: Any) -> dict[str, Any]:
         functions=["availability-cron"],
         jobs=["availability-cron-tick"],
         invokers={"availability-cron": ["allUsers"]},
+        **previous_monitoring(),
     )
     state.update(changes)
     return state
@@ -103,10 +129,16 @@ class Result:
         return [argv[1:] for argv in commands]
 
     def printed_without_temp_paths(self) -> list[list[str]]:
-        return [
-            ["FLAGS_FILE" if index and argv[index - 1] == "--flags-file" else arg for index, arg in enumerate(argv)]
-            for argv in self.printed()
-        ]
+        """The printed commands with each temporary file's path replaced: FLAGS_FILE, or the definition file's
+        own name (the file a monitoring command sends)."""
+
+        def word(argv: list[str], index: int) -> str:
+            flag = argv[index - 1] if index else ""
+            if flag == "--flags-file":
+                return "FLAGS_FILE"
+            return Path(argv[index]).name if flag in TEMP_FILE_FLAGS else argv[index]
+
+        return [[word(argv, index) for index in range(len(argv))] for argv in self.printed()]
 
     def mutations(self) -> list[list[str]]:
         return [call["argv"] for call in self.calls if not is_read_only(call["argv"])]
@@ -235,7 +267,7 @@ def test_first_deploy_creates_everything_in_order(deployer: Deployer) -> None:
     assert result.argvs("functions", "add-invoker-policy-binding") == []
 
     enable = result.one("services", "enable")
-    assert set(enable[2:-2]) == APIS
+    assert set(enable[2:-2]) == APIS | MONITORING_APIS
     assert enable[-2:] == ["--project", PROJECT]
 
     create = result.call("secrets", "create")
@@ -460,7 +492,8 @@ def test_dry_run_prints_what_a_real_run_does(deployer: Deployer) -> None:
     done = deployer.run("--project", PROJECT, "--auth", "oidc")
     assert planned.returncode == done.returncode == 0
     assert planned.printed_without_temp_paths() == done.printed_without_temp_paths()
-    assert planned.printed_without_temp_paths()[-1][-2:] == ["--flags-file", "FLAGS_FILE"]
+    jobs = [argv for argv in planned.printed_without_temp_paths() if argv[:2] == ["scheduler", "jobs"]]
+    assert jobs[-1][-2:] == ["--flags-file", "FLAGS_FILE"]
 
 
 @pytest.mark.parametrize(
@@ -758,7 +791,11 @@ def test_four_to_two_shards_deletes_exactly_the_obsolete_jobs(deployer: Deployer
     assert result.deleted() == sorted(layout(4))
     assert deployer.state()["job_uris"] == layout(2)
     # The new layout is in place before the old one goes, so no tick finds neither.
-    last_write = max(i for i, call in enumerate(result.calls) if call["argv"][2:3] in (["create"], ["update"]))
+    last_write = max(
+        i
+        for i, call in enumerate(result.calls)
+        if call["argv"][:2] == ["scheduler", "jobs"] and call["argv"][2:3] in (["create"], ["update"])
+    )
     assert last_write < result.index("scheduler", "jobs", "delete")
     for argv in result.argvs("scheduler", "jobs", "delete"):
         assert "--quiet" in argv
@@ -961,6 +998,8 @@ def test_gcloudignore_uploads_only_what_the_function_needs(tmp_path: Path) -> No
                 (tree / name).mkdir()
                 (tree / name / "inside.py").touch()
         for name in files:
+            if relative == Path() and name == ".git":
+                continue  # a git worktree's .git is a file: git's, not the project's
             (tree / relative / name).touch()
     for extra in ("lib/__pycache__/run.cpython-312.pyc", ".env", "notes.txt", "bench/run.py"):
         (tree / extra).parent.mkdir(parents=True, exist_ok=True)
@@ -986,9 +1025,16 @@ def test_gcloudignore_uploads_only_what_the_function_needs(tmp_path: Path) -> No
 
 def test_scripts_are_shellcheck_clean(tmp_path: Path) -> None:
     fake = install(tmp_path)
-    for script in (SCRIPT, fake):
+    for script in (SCRIPT, MONITORING_SCRIPT, fake):
         subprocess.run(["bash", "-n", str(script)], check=True)
     if shutil.which("shellcheck") is None:
         pytest.skip("shellcheck is not installed")
-    result = subprocess.run(["shellcheck", str(SCRIPT), str(fake)], capture_output=True, text=True, check=False)
+    # -x follows deploy.sh's `source monitoring/monitoring.sh` (a path relative to the project).
+    result = subprocess.run(
+        ["shellcheck", "-x", str(SCRIPT), str(MONITORING_SCRIPT), str(fake)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout
