@@ -185,6 +185,7 @@ class EmbeddedPostgres:
                     "--auth-local=trust",
                     "--auth-host=scram-sha-256",
                     f"--pwfile={handover}",
+                    "--no-sync",  # like the server's fsync=off: a throw-away cluster need not wait for the disk
                 ]
             )
         finally:
