@@ -90,8 +90,8 @@ class EmbeddedPostgres:
     def start(self) -> EmbeddedPostgres:
         self._prepare_folders()
         self.left_over_pid = self._stop_left_over()
-        if not (self.pgdata / "PG_VERSION").exists():
-            self._initdb()
+        if not (self.pgdata / "PG_VERSION").exists() or not (self.data_dir / "password").exists():
+            self._initdb()  # a cluster whose password is lost (.local/ removed by hand) is made anew
         options = f"-h 127.0.0.1 -p {self.port} -k {self.socket_dir} -c fsync=off -c synchronous_commit=off"
         log = str(self.home / "server.log")
         self._pg(["pg_ctl", "-D", str(self.pgdata), "-w", "-t", "60", "-l", log, "-o", options, "start"])
@@ -157,19 +157,12 @@ class EmbeddedPostgres:
 
     def _initdb(self) -> None:
         password = secrets.token_urlsafe(18)
-        password_file = self.data_dir / "password"
-        password_file.unlink(missing_ok=True)
-        descriptor = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as output:
-            output.write(password + "\n")
+        _write_private(self.data_dir / "password", password)
         if self.pgdata.exists():
             shutil.rmtree(self.pgdata)
         # initdb reads the password from a file of its own, gone once the cluster exists.
         handover = self.home / "initdb-password"
-        handover.unlink(missing_ok=True)
-        descriptor = os.open(handover, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as output:
-            output.write(password + "\n")
+        _write_private(handover, password)
         try:
             if self._user:
                 os.chown(handover, self._user.uid, self._user.gid)
@@ -208,6 +201,14 @@ class EmbeddedPostgres:
             log_file = self.home / "server.log"
             log_tail = log_file.read_text()[-2000:] if log_file.exists() else ""
             raise RuntimeError(f"{command[0]} failed ({result.returncode}):\n{result.stdout}\n{log_tail}")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """`path` made anew with `text`, readable by its owner only from the start."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as output:
+        output.write(text + "\n")
 
 
 def _is_postmaster_of(pid: int, pgdata: Path) -> bool:

@@ -155,13 +155,14 @@ def staged_binaries(root: Path, site: Path | None = None) -> Path:
             if (site / part).exists():
                 shutil.copytree(site / part, scratch / part, symlinks=True)
         _open_for_reading(scratch)
-        if target.exists():
-            shutil.rmtree(target)
-        try:
-            scratch.rename(target)
-        except OSError:
-            if _listing(target) != _listing(site):  # not a concurrent start's complete copy
-                raise
+        if _listing(target) != _listing(site):  # still: no concurrent start completed it meanwhile
+            if target.exists():
+                shutil.rmtree(target)
+            try:
+                scratch.rename(target)
+            except OSError:
+                if _listing(target) != _listing(site):  # not a concurrent start's complete copy
+                    raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return target / BIN_PART

@@ -90,7 +90,12 @@ def _cmdlines(pids: set[int]) -> str:
     [
         pytest.param(signal.SIGTERM, "local_run", id="SIGTERM to the run (kill, a container stop)"),
         pytest.param(signal.SIGHUP, "group", id="SIGHUP to its process group (a closed terminal)"),
-        pytest.param(signal.SIGTERM, "make", id="SIGTERM to make alone (make passes nothing on)"),
+        pytest.param(
+            signal.SIGTERM,
+            "make",
+            id="SIGTERM to make alone (make passes nothing on)",
+            marks=pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed"),
+        ),
     ],
 )
 def test_a_stop_signal_stops_everything_the_session_started(state_dir: Path, signum: int, receiver: str) -> None:
