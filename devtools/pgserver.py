@@ -24,11 +24,14 @@ from devtools.pgstaging import (
     ServerSetupError,
     ServerUser,
     can_traverse,
+    claim_home,
     prepare_home,
     relocated_home,
+    running_postmaster,
     server_user,
     stage_root,
     staged_binaries,
+    sweep_orphans,
     wheel_site,
 )
 from lib.dburl import parse_database_url
@@ -127,8 +130,11 @@ class EmbeddedPostgres:
 
     def _prepare_folders(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if self._user:
+        if self._user and self._root:
+            sweep_orphans(self._root)
             prepare_home(self.home, self._user)
+            if self.relocated:
+                claim_home(self.home, self.data_dir)
         self.socket_dir.mkdir(exist_ok=True)
         if self._user:
             os.chown(self.socket_dir, self._user.uid, self._user.gid)
@@ -144,13 +150,9 @@ class EmbeddedPostgres:
 
         A pid file whose process is not this cluster's postmaster (a reboot reused the pid) is
         removed, since PostgreSQL would otherwise refuse to start."""
-        pid_file = self.pgdata / "postmaster.pid"
-        try:
-            pid = int(pid_file.read_text().split("\n", 1)[0])
-        except (OSError, ValueError):
-            return None
-        if not _is_postmaster_of(pid, self.pgdata):
-            pid_file.unlink(missing_ok=True)
+        pid = running_postmaster(self.pgdata)
+        if pid is None:
+            (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
             return None
         self._pg(["pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60", "stop"])
         return pid
@@ -209,23 +211,6 @@ def _write_private(path: Path, text: str) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as output:
         output.write(text + "\n")
-
-
-def _is_postmaster_of(pid: int, pgdata: Path) -> bool:
-    """Whether `pid` is a PostgreSQL server on `pgdata` (without /proc to ask: whether it is alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # alive, and another user's
-    if not Path("/proc/self/cmdline").exists():
-        return True
-    try:
-        arguments = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return Path(os.fsdecode(arguments[0])).name == "postgres" and os.fsencode(pgdata) in arguments
 
 
 def admin_connection(url: str) -> pg8000.native.Connection:

