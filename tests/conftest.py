@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from devtools.pgserver import EmbeddedPostgres, apply_schema, create_database, database_url, drop_database
+from devtools.pgstaging import ServerSetupError
 from sandbox.providers import ProviderSandbox
 from tests.dbtools import Seeder
 from tests.local_http import Canary
@@ -61,12 +62,14 @@ def pg_server() -> Iterator[EmbeddedPostgres | None]:
     if os.environ.get("TEST_DATABASE_URL"):
         yield None
         return
-    server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="availability-cron-pg-")))
-    server.start()
+    try:
+        server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="availability-cron-pg-"))).start()
+    except ServerSetupError as error:
+        pytest.exit(f"the embedded PostgreSQL cannot start here: {error}", returncode=3)
     try:
         yield server
     finally:
-        server.stop()
+        server.destroy()
 
 
 @pytest.fixture(scope="session")
