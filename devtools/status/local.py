@@ -23,13 +23,13 @@ class LocalDatabaseError(AvailabilityCronError):
 @contextmanager
 def local_database_url(data_dir: Path = LOCAL_SERVER_DIR) -> Iterator[str]:
     """The admin URL of the local server; a server this starts is stopped when the block ends."""
-    if not (data_dir / "pgdata" / "PG_VERSION").exists():
+    server = EmbeddedPostgres(data_dir)  # its cluster may live elsewhere (as root: devtools/pgstaging.py)
+    if not (server.pgdata / "PG_VERSION").exists():
         raise LocalDatabaseError(f"no local database in {data_dir}: run `make run` or `make run-once` first")
-    port = running_port(data_dir / "pgdata")
+    port = running_port(server.pgdata)
     if port is not None:
         yield EmbeddedPostgres(data_dir, port=port).url()
         return
-    server = EmbeddedPostgres(data_dir)
     try:
         server.start()
     except (RuntimeError, OSError) as exc:
