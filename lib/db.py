@@ -30,6 +30,16 @@ SERVER_KEEPALIVE_SQL = (
     f"set_config('tcp_keepalives_interval', '{KEEPALIVE_INTERVAL_S}', false), "
     f"set_config('tcp_keepalives_count', '{KEEPALIVE_COUNT}', false)"
 )
+# Keepalive probes only catch a peer whose kernel stopped answering. An instance that hangs while its
+# kernel (or a proxy on the way) still acknowledges every probe would hold the lock for ever, and
+# every later run would be skipped as locked. So the server also ends the lock session after
+# SESSION_IDLE_LIMIT_S without a statement; a run speaks at least every couple of seconds (its
+# heartbeat, lib/run.py), far inside it. Read at connect time. PostgreSQL before 14 has no
+# idle_session_timeout: selecting it from pg_settings sets it only where it exists.
+SESSION_IDLE_LIMIT_S = 30
+SESSION_IDLE_LIMIT_SQL = (
+    "SELECT set_config(name, CAST(:limit_ms AS text), false) FROM pg_settings WHERE name = 'idle_session_timeout'"
+)
 
 UNREACHABLE = "Database unreachable"
 AUTH_FAILED = "Database authentication failed"
@@ -81,6 +91,7 @@ def connect(target: DatabaseTarget, *, timeout_s: float) -> Iterator[Database]:
     try:
         database.run("SET TIME ZONE 'UTC'")
         database.run(SERVER_KEEPALIVE_SQL)
+        database.run(SESSION_IDLE_LIMIT_SQL, limit_ms=int(SESSION_IDLE_LIMIT_S * 1000))
         if target.search_path:
             database.run(f"SET search_path TO {_quote_identifier(target.search_path)}")
         yield database

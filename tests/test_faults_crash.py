@@ -162,8 +162,11 @@ def test_the_server_probes_the_lock_holder_so_a_vanished_instance_frees_the_lock
             int(database.run(f"SHOW {name}")[0][0])
             for name in ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count")
         )
+        idle_limit = database.run("SHOW idle_session_timeout")[0][0]
     assert (idle, interval, count) == (
         dbmodule.KEEPALIVE_IDLE_S,
         dbmodule.KEEPALIVE_INTERVAL_S,
         dbmodule.KEEPALIVE_COUNT,
     )
+    # And the limit that frees the lock of a peer whose kernel still answers (tests/test_faults_silent_peer.py).
+    assert idle_limit == f"{dbmodule.SESSION_IDLE_LIMIT_S}s"
