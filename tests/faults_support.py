@@ -26,6 +26,7 @@ from devtools.pgserver import free_port
 from lib.dburl import parse_database_url
 from tests.conftest import SECRET
 from tests.dbtools import CacheRow
+from tests.local_http import LocalHttpServer, QuietHandler
 
 # The default cache TTL and lookahead of the function (contract §5).
 DEFAULT_TTL = timedelta(milliseconds=60_000)
@@ -415,6 +416,55 @@ class SilentPeerProxy:
                     sock.close()
 
     def __enter__(self) -> SilentPeerProxy:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class CountingForwarder:
+    """An HTTP server on 127.0.0.1 that forwards every GET to `target` (the sandbox) and records how many
+    requests were in flight at once: a provider's API host, seen from the outside."""
+
+    def __init__(self, target: str) -> None:
+        self.in_flight = 0
+        self.peak = 0
+        self.requests = 0
+        self._lock = threading.Lock()
+        owner = self
+        upstream = requests.Session()
+        upstream.trust_env = False  # straight to the sandbox, whatever proxy the environment names
+
+        class Handler(QuietHandler):
+            def do_GET(self) -> None:
+                owner._enter()
+                try:
+                    answer = upstream.get(target + self.path, headers={"Accept": self.headers.get("Accept", "*/*")})
+                finally:
+                    owner._leave()
+                self.send_response(answer.status_code)
+                self.send_header("Content-Type", answer.headers.get("Content-Type", "application/json"))
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+        self._server = LocalHttpServer(Handler)
+        self.base_url = self._server.base_url
+
+    def _enter(self) -> None:
+        with self._lock:
+            self.requests += 1
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    def close(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> CountingForwarder:
         return self
 
     def __exit__(self, *_: object) -> None:
