@@ -79,7 +79,7 @@ def test_a_stopped_database_gives_500_json_within_the_connect_timeout_then_recov
         elapsed = time.monotonic() - started
     finally:
         own_server.start()
-    assert elapsed < 3
+    assert elapsed < 5  # at once: far from the 10 s connect timeout (measured about 0.05 s)
     assert response.status_code == 500
     assert response.content_type == "application/json"
     body = response.get_json()
@@ -98,7 +98,7 @@ def test_the_connect_timeout_setting_bounds_a_mute_database(
     started = time.monotonic()
     response = client.post("/", headers=bearer())
     elapsed = time.monotonic() - started
-    assert 1.5 < elapsed < 4  # the setting, not a default of 10 s, nor at once
+    assert 1.5 < elapsed < 7  # the setting (2 s), not the default of 10 s, nor at once
     assert response.status_code == 500
     assert response.get_json()["error"] == "Database unreachable"
 
