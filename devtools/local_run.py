@@ -119,9 +119,9 @@ def wait_until_serving(endpoint: str) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
-            requests.get(endpoint, timeout=1)
+            requests.get(endpoint, timeout=5)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still booting
             if time.monotonic() > deadline:
                 raise RuntimeError("the function did not start within 30 s") from None
             time.sleep(0.2)
