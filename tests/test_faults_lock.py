@@ -8,10 +8,15 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from lib.report import utc_iso
 from sandbox.providers import Fault, weekday_slots
 from tests.conftest import bearer
+from tests.faults_support import secret_scan  # noqa: F401 - a fixture
 from tests.helpers import run_cron
+
+pytestmark = pytest.mark.usefixtures("secret_scan")
 
 LOCK_HOLDER_SQL = """
 SELECT pid FROM pg_locks
