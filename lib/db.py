@@ -25,11 +25,20 @@ KEEPALIVE_COUNT = 3
 # The lock lives in the server's session, so the server must notice a vanished client too (an
 # instance gone without closing its socket): the same probes, asked of the server for this session
 # (its system default is about 2 h 11 min, during which every run would be skipped as locked).
-SERVER_KEEPALIVE_SQL = (
-    f"SELECT set_config('tcp_keepalives_idle', '{KEEPALIVE_IDLE_S}', false), "
-    f"set_config('tcp_keepalives_interval', '{KEEPALIVE_INTERVAL_S}', false), "
-    f"set_config('tcp_keepalives_count', '{KEEPALIVE_COUNT}', false)"
-)
+# Keepalive probes only catch a peer whose kernel stopped answering, though. An instance that hangs
+# while its kernel (or a proxy on the way) still acknowledges every probe would hold the lock for
+# ever, so the server also ends the session after SESSION_IDLE_LIMIT_S without a statement; a run
+# speaks at least every couple of seconds (its heartbeat, lib/run.py), far inside it. The limit is
+# read at connect time. PostgreSQL before 14 has no idle_session_timeout: selecting it from
+# pg_settings sets it only where it exists. One statement, so connecting costs no extra round trip.
+SESSION_IDLE_LIMIT_S = 30
+SERVER_SESSION_SQL = """
+SELECT set_config('tcp_keepalives_idle', CAST(:keepalive_idle_s AS text), false),
+       set_config('tcp_keepalives_interval', CAST(:keepalive_interval_s AS text), false),
+       set_config('tcp_keepalives_count', CAST(:keepalive_count AS text), false),
+       (SELECT set_config(name, CAST(:idle_limit_ms AS text), false)
+        FROM pg_settings WHERE name = 'idle_session_timeout')
+"""
 
 UNREACHABLE = "Database unreachable"
 AUTH_FAILED = "Database authentication failed"
@@ -80,7 +89,13 @@ def connect(target: DatabaseTarget, *, timeout_s: float) -> Iterator[Database]:
     database = Database(connection, target)
     try:
         database.run("SET TIME ZONE 'UTC'")
-        database.run(SERVER_KEEPALIVE_SQL)
+        database.run(
+            SERVER_SESSION_SQL,
+            keepalive_idle_s=KEEPALIVE_IDLE_S,
+            keepalive_interval_s=KEEPALIVE_INTERVAL_S,
+            keepalive_count=KEEPALIVE_COUNT,
+            idle_limit_ms=int(SESSION_IDLE_LIMIT_S * 1000),
+        )
         if target.search_path:
             database.run(f"SET search_path TO {_quote_identifier(target.search_path)}")
         yield database

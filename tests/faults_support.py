@@ -26,6 +26,7 @@ from devtools.pgserver import free_port
 from lib.dburl import parse_database_url
 from tests.conftest import SECRET
 from tests.dbtools import CacheRow
+from tests.local_http import LocalHttpServer, QuietHandler
 
 # The default cache TTL and lookahead of the function (contract §5).
 DEFAULT_TTL = timedelta(milliseconds=60_000)
@@ -344,3 +345,127 @@ def secret_scan(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixt
     # Put the output back so a failing test still shows it.
     print(out)
     assert not leaks, f"secrets in the test's output: {leaks}"
+
+
+# --- a peer that goes silent ---------------------------------------------------------------------------
+
+
+class SilentPeerProxy:
+    """A loopback TCP proxy in front of `target` that, on `silence()`, stops forwarding in both
+    directions without closing either socket: to each end the other end is still connected (its
+    kernel acknowledges every segment and keepalive probe) but never says another word, as a hung
+    instance or a wedged middlebox would."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self._target = (target_host, target_port)
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(16)
+        self._listener.settimeout(0.1)
+        self.port: int = self._listener.getsockname()[1]
+        self._silent = threading.Event()
+        self._stop = threading.Event()
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def silence(self) -> None:
+        """From now on nothing is forwarded either way; every socket stays open."""
+        self._silent.set()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            try:
+                server = socket.create_connection(self._target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        source.settimeout(0.05)
+        while not self._stop.is_set() and not self._silent.is_set():
+            try:
+                data = source.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:  # the source closed: pass the close on (only while not silent)
+                with contextlib.suppress(OSError):
+                    sink.shutdown(socket.SHUT_WR)
+                return
+            with contextlib.suppress(OSError):
+                sink.sendall(data)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self._listener.close()
+        with self._lock:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+    def __enter__(self) -> SilentPeerProxy:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class CountingForwarder:
+    """An HTTP server on 127.0.0.1 that forwards every GET to `target` (the sandbox) and records how many
+    requests were in flight at once: a provider's API host, seen from the outside."""
+
+    def __init__(self, target: str) -> None:
+        self.in_flight = 0
+        self.peak = 0
+        self.requests = 0
+        self._lock = threading.Lock()
+        owner = self
+        upstream = requests.Session()
+        upstream.trust_env = False  # straight to the sandbox, whatever proxy the environment names
+
+        class Handler(QuietHandler):
+            def do_GET(self) -> None:
+                owner._enter()
+                try:
+                    answer = upstream.get(target + self.path, headers={"Accept": self.headers.get("Accept", "*/*")})
+                finally:
+                    owner._leave()
+                self.send_response(answer.status_code)
+                self.send_header("Content-Type", answer.headers.get("Content-Type", "application/json"))
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+        self._server = LocalHttpServer(Handler)
+        self.base_url = self._server.base_url
+
+    def _enter(self) -> None:
+        with self._lock:
+            self.requests += 1
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    def close(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> CountingForwarder:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -140,8 +140,9 @@ def _as_if_never_written(row: CacheRow) -> CacheRow:
     return CacheRow(**{**row.__dict__, "fetched_at": datetime(2000, 1, 1, tzinfo=UTC)})
 
 
-def test_the_lock_connection_probes_a_silent_peer_within_the_documented_bound(db_url: str) -> None:
-    """Client side: TCP keepalives on the lock connection (a vanished server is noticed in ~30 s)."""
+def test_the_lock_connection_asks_for_keepalive_probes(db_url: str) -> None:
+    """Client side: the lock connection asks for TCP keepalives. Read back only: on loopback the peer's
+    kernel always answers the probes (tests/test_faults_silent_peer.py exercises a silent peer)."""
     target = parse_database_url(db_url, variable="DATABASE_URL")
     with connect(target, timeout_s=5) as database:
         sock: socket.socket = database._connection._usock
@@ -153,17 +154,21 @@ def test_the_lock_connection_probes_a_silent_peer_within_the_documented_bound(db
     assert bound <= 30
 
 
-def test_the_server_probes_the_lock_holder_so_a_vanished_instance_frees_the_lock(db_url: str) -> None:
+def test_the_lock_session_asks_the_server_for_keepalives_and_an_idle_limit(db_url: str) -> None:
     """Server side: the lock lives in the server's session, so the server must notice a client that
-    vanished without closing its socket; the session asks for keepalives instead of the system's 2 h."""
+    vanished without closing its socket; the session asks for keepalives instead of the system's 2 h,
+    and for an idle limit. Read back only, as above."""
     target = parse_database_url(db_url, variable="DATABASE_URL")
     with connect(target, timeout_s=5) as database:
         idle, interval, count = (
             int(database.run(f"SHOW {name}")[0][0])
             for name in ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count")
         )
+        idle_limit = database.run("SHOW idle_session_timeout")[0][0]
     assert (idle, interval, count) == (
         dbmodule.KEEPALIVE_IDLE_S,
         dbmodule.KEEPALIVE_INTERVAL_S,
         dbmodule.KEEPALIVE_COUNT,
     )
+    # And the limit that frees the lock of a peer whose kernel still answers (tests/test_faults_silent_peer.py).
+    assert idle_limit == f"{dbmodule.SESSION_IDLE_LIMIT_S}s"

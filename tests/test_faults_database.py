@@ -25,7 +25,7 @@ from tests.helpers import assert_invariants, run_cron
 pytestmark = pytest.mark.usefixtures("secret_scan")
 
 BUDGET_MS = 10_000
-SLOW_S = 3.0
+SLOW_S = 5.0  # the slow providers' latency: the restart must fit well inside it
 _databases = iter(range(1_000_000))
 
 
@@ -79,7 +79,7 @@ def test_a_stopped_database_gives_500_json_within_the_connect_timeout_then_recov
         elapsed = time.monotonic() - started
     finally:
         own_server.start()
-    assert elapsed < 3
+    assert elapsed < 5  # at once: far from the 10 s connect timeout (measured about 0.05 s)
     assert response.status_code == 500
     assert response.content_type == "application/json"
     body = response.get_json()
@@ -98,15 +98,17 @@ def test_the_connect_timeout_setting_bounds_a_mute_database(
     started = time.monotonic()
     response = client.post("/", headers=bearer())
     elapsed = time.monotonic() - started
-    assert 1.5 < elapsed < 4  # the setting, not a default of 10 s, nor at once
+    assert 1.5 < elapsed < 7  # the setting (2 s), not the default of 10 s, nor at once
     assert response.status_code == 500
     assert response.get_json()["error"] == "Database unreachable"
 
 
 @pytest.mark.slow
-def test_a_database_restarted_during_the_run_ends_honestly_within_the_budget(
+def test_a_database_restarted_during_the_run_answers_lock_lost_within_the_budget(
     app: Any, env: dict[str, str], own_server: EmbeddedPostgres, own_db: str, sandbox: ProviderSandbox
 ) -> None:
+    # The controlled point: the fast row is written, the slow answers are still SLOW_S away, so the
+    # run's next statement (a heartbeat, or the write of the slow outcomes) is the first after the restart.
     slow = ["slow1", "slow2", "slow3"]
     seed_workspaces(own_db, sandbox, slow, slow=True)
     seed_workspaces(own_db, sandbox, ["fast"], slow=False)
@@ -120,22 +122,27 @@ def test_a_database_restarted_during_the_run_ends_honestly_within_the_budget(
     runner = threading.Thread(target=call)
     runner.start()
     wait_for(lambda: all(sandbox.requests_for(name) for name in slow), what="slow requests in flight")
+    in_flight_at = time.monotonic()
     wait_for(lambda: _row_count(own_db) == 1, what="the fast workspace written")
     own_server.restart()  # every session ends: the run's connection and its lock with it
+    restarted_after = time.monotonic() - in_flight_at
     runner.join(timeout=BUDGET_MS / 1000 + 5)
     assert not runner.is_alive(), "the run did not end"
-    assert answer["elapsed"] < BUDGET_MS / 1000 + 1
+    assert restarted_after < SLOW_S, f"the restart took {restarted_after:.1f} s: not the point this test controls"
     response = answer["response"]
     body = response.get_json()
+    assert response.status_code == 500
     assert response.content_type == "application/json"
-    if response.status_code == 500:
-        assert body["success"] is False
-        assert body["error"] in ("Database unreachable", "Database error", "Lock lost")
-        assert body["invocationId"]
-    else:
-        # A 200 must not claim more than the database holds.
-        assert response.status_code == 200
-        assert body["refreshed"] <= _row_count(own_db)
+    assert body == {
+        "success": False,
+        "error": "Lock lost",
+        "message": "the database connection holding the run's lock failed mid-run; nothing more was written "
+        "(Database unreachable)",
+        "invocationId": body["invocationId"],
+    }
+    assert body["invocationId"]
+    # Noticed at the run's next statement, well inside the budget (not at its end).
+    assert answer["elapsed"] < BUDGET_MS / 1000
     assert own_server.password not in response.get_data(as_text=True)
     # Nothing was written after the connection died: only the fast row is there.
     assert _row_count(own_db) == 1

@@ -127,8 +127,13 @@ def test_every_kind_of_provider_fault_in_one_run(client: Any, seed: Seeder, sand
     finally:
         for server in (silent, drip, flood):
             server.close()
-    assert elapsed < BUDGET_S + 1.0, elapsed
+    # The promise is the function's own durationMs; the caller's clock gets room for a loaded machine.
     assert report["durationMs"] <= (BUDGET_S + 1) * 1000
+    assert elapsed < BUDGET_S + 3.0, elapsed
+    # Load-independent: the hanging and silent hosts were given the time left before the deadline
+    # (less the write reserve), not their own 12 s and 15 s caps.
+    waits = [float(wait) for error in report["errors"] for wait in re.findall(r"timed out after ([\d.]+) s", error)]
+    assert len(waits) >= 2 and max(waits) <= BUDGET_S - 1, report["errors"]
     assert_invariants(report)
     healthy = [case for case in CASES if not case.error]
     failing = [case for case in CASES if case.error]

@@ -70,7 +70,7 @@ def test_a_long_retry_after_fails_at_once_as_rate_limited(sandbox):
     started = time.monotonic()
     with pytest.raises(ProviderRateLimited, match="rate limited \\(retry after 120 s\\)"):
         get_json(sandbox, "limited")
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 5  # not the 120 s asked for
     assert sandbox.requests_for("limited") == 1
 
 
@@ -125,7 +125,7 @@ def test_a_server_dripping_its_body_cannot_hold_the_worker_past_its_timeout(drip
     started = time.monotonic()
     with pytest.raises(ProviderTimeout):
         HttpClient().get_json(f"{dripping_server}/x", deadline=Deadline.after(30), cap_s=2, what="Drip")
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 6  # the 2 s cap, not the 30 s deadline nor the body's 1000 s
 
 
 def test_connection_refused_is_retried_then_reported(sandbox):

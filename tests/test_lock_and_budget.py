@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from datetime import UTC, datetime
@@ -93,11 +94,14 @@ def test_a_hanging_provider_cannot_hold_the_run_past_its_budget(client, seed, sa
     started = time.monotonic()
     report = run_cron(client, "timeBudgetMs=10000&concurrency=1")
     elapsed = time.monotonic() - started
-    assert elapsed < 11.0
+    assert elapsed < 13.0  # the caller's clock, with room for a loaded machine; durationMs below is the promise
     assert_invariants(report)
     assert report["finishedWithinBudget"] is False
     assert (report["attempted"], report["failed"], report["notStarted"]) == (1, 1, 3)
     assert "timed out" in report["errors"][0]
+    # The hanging request got the time left before the deadline less the write reserve, not its 12 s cap.
+    [wait] = re.findall(r"timed out after ([\d.]+) s", report["errors"][0])
+    assert float(wait) <= 9.0
     assert report["durationMs"] <= 11000
 
 
@@ -106,6 +110,7 @@ def test_a_run_that_handles_everything_in_time_says_so_even_with_a_hang(client, 
     seed_one_hanging_and_three_fine(seed, sandbox)
     started = time.monotonic()
     report = run_cron(client, "timeBudgetMs=10000&concurrency=2")
-    assert time.monotonic() - started < 11.0
+    assert time.monotonic() - started < 13.0  # the caller's clock, with room for a loaded machine
+    assert report["durationMs"] <= 11000
     assert report["finishedWithinBudget"] is True
     assert (report["refreshed"], report["failed"], report["notStarted"]) == (3, 1, 0)

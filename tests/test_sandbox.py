@@ -475,7 +475,7 @@ def test_hang_fault_times_out_on_the_client_and_does_not_block_stop() -> None:
     started = time.monotonic()
     sandbox.stop()
 
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 5.0  # waiting for the hung handler would never end
     assert sandbox.requests_for("stuck") == 1
 
 
@@ -494,7 +494,7 @@ def test_latency_applies_per_request_without_serializing() -> None:
         elapsed = time.monotonic() - started
 
     assert statuses == [200] * 32
-    assert 0.3 <= elapsed < 1.5
+    assert 0.3 <= elapsed < 4.0  # one after the other would take 9.6 s
 
 
 def test_failure_rate_is_deterministic_per_seed_and_spares_lookups() -> None:
@@ -626,7 +626,7 @@ def test_stop_releases_idle_keep_alive_connections() -> None:
         assert own_threads()  # parked on the kept-alive connection
         started = time.monotonic()
         sandbox.stop()
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 5.0  # waiting for the parked handler would never end
         deadline = time.monotonic() + 1.0
         while own_threads() and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -65,6 +65,7 @@ def test_database_round_trips_do_not_grow_with_the_number_of_workspaces(client, 
     report = run_cron(client, "concurrency=16")
     after = _statements(seed)
     assert report["refreshed"] == 120
-    # Connection set-up, lock, candidates, a handful of batched writes, metrics, unlock; the two
-    # statements of _statements itself. Per-workspace statements would make this at least 120.
-    assert after - before <= 20, after - before
+    # Connection set-up, lock, candidates, batched writes (one a second at most: more on a slow,
+    # loaded machine), metrics, unlock; the two statements of _statements itself (measured 22 on two
+    # busy cores). Per-workspace statements would make this at least 120.
+    assert after - before <= 40, after - before
