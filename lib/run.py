@@ -66,13 +66,15 @@ def run(
     http: HttpClient,
     clock: Clock = utc_now,
     tick: datetime | None = None,
+    started: float | None = None,
 ) -> RunResult:
     """Refresh the caches; raises DatabaseError when the database fails (the caller answers 500).
 
     `tick` is the Cloud Scheduler schedule time of this call, when it says: a tick that a run has
     already served is skipped as a duplicate delivery.
     """
-    started = time.monotonic()
+    if started is None:
+        started = time.monotonic()
     deadline = Deadline(started + options.time_budget_ms / 1000)
     assert settings.database is not None
     if settings.database.behind_transaction_pooler:
