@@ -93,7 +93,6 @@ class Report:
 
 class SkipReason(StrEnum):
     LOCKED = "locked"  # another run of the same source and shard holds the lock
-    DUPLICATE = "duplicate"  # a run already served this Cloud Scheduler tick
 
 
 def skipped(invocation_id: str, now: datetime, reason: SkipReason, tick: datetime | None = None) -> dict[str, Any]:

@@ -70,8 +70,10 @@ def run(
 ) -> RunResult:
     """Refresh the caches; raises DatabaseError when the database fails (the caller answers 500).
 
-    `tick` is the Cloud Scheduler schedule time of this call, when it says: a tick that a run has
-    already served is skipped as a duplicate delivery.
+    `tick` is the Cloud Scheduler schedule time of this call, when it says; a skipped run echoes it.
+    There is no duplicate-tick detection beyond the lock (README, "Duplicate ticks"): a second delivery
+    while the run is under way is skipped as locked, and one after it simply refreshes again.
+    `started` is when the request arrived (monotonic clock): the budget counts from there.
     """
     if started is None:
         started = time.monotonic()
@@ -90,23 +92,10 @@ def run(
         if not acquired:
             return RunResult(skipped(invocation_id, clock(), SkipReason.LOCKED, tick), None)
         candidates = load_candidates(db, options.source, options.client_id, options.shard)
-        if tick is not None and tick_already_served(candidates, tick):
-            return RunResult(skipped(invocation_id, clock(), SkipReason.DUPLICATE, tick), None)
         report = _locked_run(
             db, settings, options, candidates, _RunContext(invocation_id, http, clock, deadline, started)
         )
     return RunResult(report.as_dict(), report)
-
-
-def tick_already_served(candidates: Sequence[Candidate], tick: datetime) -> bool:
-    """Whether a run of this source and shard wrote a row at or after the tick's schedule time.
-
-    Every outcome writes `fetchedAt` = the moment its refresh started, so a run that began after
-    the tick fired has left such a row; a second delivery of the same tick then has nothing to do.
-    """
-    return any(
-        c.cache is not None and c.cache.fetched_at is not None and c.cache.fetched_at >= tick for c in candidates
-    )
 
 
 @dataclass(frozen=True)
