@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -13,6 +15,7 @@ import pg8000.exceptions
 import pg8000.native
 
 from lib.dburl import DatabaseTarget
+from lib.deadline import Deadline
 from lib.errors import DatabaseError
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,18 @@ NOT_FOUND = "Database not found"
 SCHEMA_MISSING = "Database schema missing"
 QUERY_FAILED = "Database error"
 CONNECTION_LOST = "Database connection lost"
+# A statement ran out of the time the run could give it (SQLSTATE 57014, or no time was left to send it).
+STATEMENT_TIMEOUT = "Database statement timed out"
+# A row broke an integrity constraint (SQLSTATE class 23: a foreign key to a workspace deleted meanwhile).
+CONSTRAINT_VIOLATED = "Database constraint violated"
+
+# Once statements are bounded by a cutoff, the statement timeout is set again when the one in force
+# could let a statement run more than this past the cutoff (one cheap round trip, at most ~4 a second).
+STATEMENT_TIMEOUT_SLACK_S = 0.25
+# The socket waits this much longer than the statement timeout, so that the server's cancellation
+# (which leaves the connection usable) normally arrives before the socket gives up on a silent peer.
+SOCKET_TIMEOUT_MARGIN_S = 0.3
+SET_STATEMENT_TIMEOUT_SQL = "SELECT set_config('statement_timeout', CAST(:ms AS text), false)"
 
 # SQLSTATE codes worth a class of their own in the report.
 _SQLSTATE_KINDS = {
@@ -47,23 +62,54 @@ _SQLSTATE_KINDS = {
     "42703": SCHEMA_MISSING,  # undefined column
     "42704": SCHEMA_MISSING,  # undefined type (the enums)
     "3F000": SCHEMA_MISSING,  # undefined schema
+    "57014": STATEMENT_TIMEOUT,  # query_canceled: our statement_timeout
 }
 
 
 class Database:
     """One pg8000 connection. Not thread-safe: only the thread that holds the lock uses it."""
 
-    def __init__(self, connection: pg8000.native.Connection, target: DatabaseTarget) -> None:
+    def __init__(self, connection: pg8000.native.Connection, target: DatabaseTarget, read_timeout_s: float) -> None:
         self._connection = connection
         self._target = target
+        self._read_timeout_s = read_timeout_s
+        self._cutoff: Deadline | None = None
+        self._timeout_set_at: float | None = None  # monotonic time the statement timeout was last set
 
     def run(self, sql: str, **params: Any) -> list[list[Any]]:
         """Execute one statement with `:named` parameters and return its rows."""
         try:
+            if self._cutoff is not None:
+                self._fit_timeout_to_cutoff(self._cutoff)
             rows = self._connection.run(sql, **params)
         except Exception as exc:
             raise translate_error(exc, self._target) from exc
         return rows if rows is not None else []
+
+    def bound_statements(self, cutoff: Deadline) -> None:
+        """From now on no statement runs past `cutoff`: each gets a server statement timeout and a
+        socket timeout of the time left, and none is sent once the cutoff has passed."""
+        self._cutoff = cutoff
+        self._timeout_set_at = None
+
+    def _fit_timeout_to_cutoff(self, cutoff: Deadline) -> None:
+        now = time.monotonic()
+        left = cutoff.at - now
+        if left <= 0:
+            raise DatabaseError(STATEMENT_TIMEOUT, f"{STATEMENT_TIMEOUT} at {self._target.describe()}: no time left")
+        if self._timeout_set_at is not None and now - self._timeout_set_at <= STATEMENT_TIMEOUT_SLACK_S:
+            return
+        self._set_socket_timeout(min(self._read_timeout_s, left + SOCKET_TIMEOUT_MARGIN_S))
+        self._connection.run(SET_STATEMENT_TIMEOUT_SQL, ms=max(1, math.ceil(left * 1000)))
+        self._timeout_set_at = now
+
+    def _set_socket_timeout(self, seconds: float) -> None:
+        # pg8000 keeps the (possibly TLS-wrapped) socket it reads from in `_usock` and offers no public
+        # way to change its timeout after connecting; without this, a silent peer holds a statement for
+        # the whole connect timeout whatever the statement timeout says.
+        sock = getattr(self._connection, "_usock", None)
+        if isinstance(sock, socket.socket):
+            sock.settimeout(seconds)
 
     def close(self) -> None:
         try:
@@ -77,7 +123,7 @@ def connect(target: DatabaseTarget, *, timeout_s: float) -> Iterator[Database]:
     """A connection for the length of the block; `timeout_s` bounds the connect and every later read."""
     timeout = target.connect_timeout_s or timeout_s
     connection = _open(target, timeout)
-    database = Database(connection, target)
+    database = Database(connection, target, timeout)
     try:
         database.run("SET TIME ZONE 'UTC'")
         database.run(SERVER_KEEPALIVE_SQL)
@@ -152,6 +198,8 @@ def translate_error(exc: BaseException, target: DatabaseTarget) -> DatabaseError
         # administrator, shut down, idle timeout): the session, and any lock it held, is gone.
         if code.startswith(("08", "57P0")):
             kind = CONNECTION_LOST
+        elif code.startswith("23"):
+            kind = CONSTRAINT_VIOLATED
         message = f"{kind} at {target.describe()}: {fields.get('M', 'unknown error')} (SQLSTATE {code})"
     elif isinstance(exc, (OSError, pg8000.exceptions.InterfaceError)):
         kind = UNREACHABLE

@@ -17,7 +17,7 @@ from lib.links import (
     extract_event_type_uuid,
     normalize_calendar_url,
 )
-from lib.model import DEFAULT_MEETING_DURATION, Candidate
+from lib.model import DEFAULT_MEETING_DURATION, CachedState, Candidate
 from lib.options import Source
 from lib.outcome import (
     NO_DEFAULT_BACKOFF,
@@ -85,7 +85,7 @@ def refresh_workspace(candidate: Candidate, ctx: RefreshContext, now: datetime) 
     """The outcome of refreshing one workspace; never raises for a provider's misbehaviour."""
     link = candidate.link
     window = Window.ahead(now, ctx.lookahead_days)
-    row = _RowFactory(candidate.client_id, now, window.end, ctx.cache_ttl)
+    row = _RowFactory(candidate.client_id, now, window.end, ctx.cache_ttl, candidate.cache)
     if link is None:
         return row.config_error(Outcome.NO_DEFAULT, NO_DEFAULT_LINK_ERROR, NO_DEFAULT_BACKOFF, None, "unknown", "")
     url = resolve_availability_url(candidate, ctx.source)
@@ -124,9 +124,13 @@ def refresh_workspace(candidate: Candidate, ctx: RefreshContext, now: datetime) 
 
 def unfinished_refresh(candidate: Candidate, ctx: RefreshContext, now: datetime, error: str) -> RefreshOutcome:
     """A refresh still running at the deadline: a provider failure that keeps the previous slots."""
-    row = _RowFactory(candidate.client_id, now, now + timedelta(days=ctx.lookahead_days), ctx.cache_ttl)
+    row = _RowFactory(
+        candidate.client_id, now, now + timedelta(days=ctx.lookahead_days), ctx.cache_ttl, candidate.cache
+    )
     link = candidate.link
-    url = normalize_calendar_url(link.url) if link else ""
+    # The URL refresh_workspace read (the Calendly settings link may replace the link's own URL), so
+    # that a row of this very link is recognised as such and keeps its slots.
+    url = resolve_availability_url(candidate, ctx.source) if link else ""
     calendar_type = calendar_type_for(link.type, url).lower() if link else "unknown"
     return row.provider_failure(link.id if link else None, calendar_type, url, error)
 
@@ -172,9 +176,14 @@ def _reusable_meta(candidate: Candidate, url: str) -> dict[str, Any]:
     cache, link = candidate.cache, candidate.link
     if cache is None or link is None or not isinstance(cache.provider_meta, dict):
         return {}
-    if cache.calendar_link_id != link.id or normalize_calendar_url(cache.calendar_url) != url:
+    if not _describes(cache, link.id, url):
         return {}
     return cache.provider_meta
+
+
+def _describes(cache: CachedState | None, link_id: str | None, url: str) -> bool:
+    """Whether the stored row belongs to this link and URL (the owner has not replaced the link)."""
+    return cache is not None and cache.calendar_link_id == link_id and normalize_calendar_url(cache.calendar_url) == url
 
 
 def _well_formed(url: str) -> bool:
@@ -203,6 +212,7 @@ class _RowFactory:
     now: datetime
     range_end: datetime
     ttl: timedelta
+    cached: CachedState | None  # the stored row, if any
 
     def config_error(
         self,
@@ -222,8 +232,12 @@ class _RowFactory:
     def provider_failure(
         self, link_id: str | None, calendar_type: str, url: str, error: str, trouble: str | None = None
     ) -> RefreshOutcome:
+        # A row of another link (changed or removed since it was written) keeps nothing: offering the
+        # old calendar's times after its owner replaced it would be wrong (contract §4). The failure is
+        # then written as a complete row: this link, no slots, no provider ids.
+        keeps = _describes(self.cached, link_id, url)
         return self._outcome(
-            Outcome.FAILED, error, link_id, calendar_type, url, meta=None, keeps_previous=True, trouble=trouble
+            Outcome.FAILED, error, link_id, calendar_type, url, meta=None, keeps_previous=keeps, trouble=trouble
         )
 
     def unsupported_link(self, link_id: str, calendar_type: str, url: str, error: str) -> RefreshOutcome:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from lib.config import Settings
-from lib.db import CONNECTION_LOST, UNREACHABLE, Database, connect
+from lib.db import CONNECTION_LOST, STATEMENT_TIMEOUT, UNREACHABLE, Database, connect
 from lib.deadline import Deadline
 from lib.errors import DatabaseError, LockLostError
 from lib.lock import advisory_lock, lock_key
@@ -23,7 +23,7 @@ from lib.providers.http import HttpClient
 from lib.refresh import RefreshContext, provider_key, refresh_workspace, unfinished_refresh
 from lib.report import Report, SkipReason, Tally, skipped
 from lib.schedule import plan
-from lib.store import load_candidates, read_metrics, write_outcomes
+from lib.store import Metrics, load_candidates, read_metrics, write_outcomes
 from lib.throttle import Cooldown, automatic_provider_cap
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,9 @@ LOCK_LOST = "Lock lost"
 SESSION_ENDED_KINDS = frozenset({UNREACHABLE, CONNECTION_LOST})
 LOCK_LOST_DETAIL = "the database connection holding the run's lock failed mid-run; nothing more was written"
 OVERRAN_ERROR = "Refresh did not finish before the run's deadline"
+# Every statement of a run ends by the deadline plus this (statement and socket timeouts, lib/db.py),
+# so the answer comes by the budget plus about a second even when the database stalls at the end.
+STATEMENT_GRACE_S = 0.5
 
 Clock = Callable[[], datetime]
 _T = TypeVar("_T")
@@ -88,13 +91,19 @@ def run(
             "advisory locks are not reliable there: use a direct connection (DIRECT_URL)",
         )
     key = lock_key(settings.lock_key, options.source, options.shard)
-    with connect(settings.database, timeout_s=settings.db_connect_timeout_s) as db, advisory_lock(db, key) as acquired:
+    with connect(settings.database, timeout_s=settings.db_connect_timeout_s) as db:
+        db.bound_statements(Deadline(deadline.at + STATEMENT_GRACE_S))
+        return _run_locked(db, key, settings, options, _RunContext(invocation_id, http, clock, deadline, started), tick)
+
+
+def _run_locked(
+    db: Database, key: int, settings: Settings, options: RunOptions, run: _RunContext, tick: datetime | None
+) -> RunResult:
+    with advisory_lock(db, key) as acquired:
         if not acquired:
-            return RunResult(skipped(invocation_id, clock(), SkipReason.LOCKED, tick), None)
+            return RunResult(skipped(run.invocation_id, run.clock(), SkipReason.LOCKED, tick), None)
         candidates = load_candidates(db, options.source, options.client_id, options.shard)
-        report = _locked_run(
-            db, settings, options, candidates, _RunContext(invocation_id, http, clock, deadline, started)
-        )
+        report = _locked_run(db, settings, options, candidates, run)
     return RunResult(report.as_dict(), report)
 
 
@@ -142,7 +151,7 @@ def _locked_run(
         collect(unfinished_refresh(candidate, context, run.clock(), OVERRAN_ERROR))
     writer.flush()
     _log_what_warnings_left_out(tally, pool.cooldowns)
-    within_budget = pool.not_started == 0 and not pool.overran and not run.deadline.expired()
+    within_budget = pool.not_started == 0 and not pool.overran and not writer.unwritten and not run.deadline.expired()
     finished_at = run.clock()
     return Report(
         invocation_id=run.invocation_id,
@@ -154,10 +163,20 @@ def _locked_run(
         not_started=pool.not_started,
         cooldowns=pool.cooldowns,
         finished_within_budget=within_budget,
-        metrics=read_metrics(db, options.source, finished_at, options.shard),
+        metrics=_metrics_or_none(db, options, finished_at),
         duration_ms=int((time.monotonic() - run.started) * 1000),
         finished_at=finished_at,
     )
+
+
+def _metrics_or_none(db: Database, options: RunOptions, now: datetime) -> Metrics | None:
+    """The metrics, or None with a warning when the query fails: the refreshes are written by now,
+    and a report without metrics is worth more than a 500."""
+    try:
+        return read_metrics(db, options.source, now, options.shard)
+    except DatabaseError as exc:
+        log_event(log, logging.WARNING, "metrics_unavailable", error=exc.kind, detail="the report has metrics: null")
+        return None
 
 
 def _refresh_context(settings: Settings, options: RunOptions, run: _RunContext) -> RefreshContext:
@@ -197,6 +216,7 @@ class _BatchWriter:
         self._pending: list[RefreshOutcome] = []
         self._oldest = 0.0
         self._last_contact = time.monotonic()
+        self.unwritten = 0  # outcomes whose rows a timed-out write left unwritten
 
     def add(self, outcome: RefreshOutcome) -> None:
         if not self._pending:
@@ -217,10 +237,25 @@ class _BatchWriter:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
-        written = self._guarded(lambda: write_outcomes(self._db, self._source, batch))
-        missing = len({outcome.client_id for outcome in batch} - written)
+        try:
+            written = self._guarded(lambda: write_outcomes(self._db, self._source, batch))
+        except DatabaseError as exc:
+            if exc.kind != STATEMENT_TIMEOUT:
+                raise
+            # The run's time is up (lib/db.py bounds every statement): the next tick writes these rows.
+            self.unwritten += len(batch)
+            log_event(log, logging.WARNING, "rows_not_written", reason=exc.kind, count=len(batch))
+            return
+        missing = sorted({outcome.client_id for outcome in batch} - written)
         if missing:
-            log_event(log, logging.INFO, "rows_skipped", reason="workspace deleted during the run", count=missing)
+            log_event(
+                log,
+                logging.WARNING,
+                "rows_skipped",
+                reason="workspace deleted during the run (or the row was refused by a constraint)",
+                count=len(missing),
+                clientIds=missing[:MAX_WARNINGS_PER_RUN],
+            )
 
     def _guarded(self, statement: Callable[[], _T]) -> _T:
         try:
