@@ -111,6 +111,7 @@ class CertServer:
         self.status = 200
         self.cache_control: str | None = "public, max-age=20000, must-revalidate, no-transform"
         self.requests = 0
+        self.delay_s = 0.0
         self._lock = threading.Lock()
         owner = self
 
@@ -118,6 +119,7 @@ class CertServer:
             def do_GET(self) -> None:
                 with owner._lock:
                     owner.requests += 1
+                time.sleep(owner.delay_s)
                 body = json.dumps(owner.certs).encode()
                 self.send_response(owner.status)
                 self.send_header("Content-Type", "application/json")
@@ -635,3 +637,13 @@ def test_an_escaped_exception_is_a_500_json_logged_with_its_class_only(client, s
     assert 'error="Internal error"' in failed[0] and "exception=KeyError" in failed[0]
     assert "where=test_oidc.py:" in failed[0]
     assert "hunter2" not in logged and "hunter2" not in response.get_data(as_text=True)
+
+
+def test_time_spent_verifying_an_id_token_counts_toward_the_budget(client, oidc_env, google_key, seed):
+    # A slow certificate fetch: the run's budget counts from the request's arrival, not from after
+    # authentication (before the fix durationMs left the 2 s out and the answer could overrun by it).
+    seed.client("c1")
+    oidc_env.delay_s = 2.0
+    response = call(client, sign(google_key, claims_for()))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["durationMs"] >= 2000
