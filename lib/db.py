@@ -14,7 +14,7 @@ from typing import Any
 import pg8000.exceptions
 import pg8000.native
 
-from lib.dburl import DatabaseTarget
+from lib.dburl import VERIFY_FULL, VERIFY_NONE, DatabaseTarget
 from lib.deadline import Deadline
 from lib.errors import DatabaseError
 
@@ -44,6 +44,11 @@ CONNECTION_LOST = "Database connection lost"
 STATEMENT_TIMEOUT = "Database statement timed out"
 # A row broke an integrity constraint (SQLSTATE class 23: a foreign key to a workspace deleted meanwhile).
 CONSTRAINT_VIOLATED = "Database constraint violated"
+# The server's TLS certificate failed verification (sslmode=verify-ca/verify-full, sslaccept=strict),
+# or the CA file to verify it with could not be read.
+CERTIFICATE_REJECTED = "Database certificate rejected"
+# pg8000's words when the server answers the TLS request with "N" (it has TLS off).
+SERVER_REFUSES_TLS = "Server refuses SSL"
 
 # Once statements are bounded by a cutoff, the statement timeout is set again when the one in force
 # could let a statement run more than this past the cutoff (one cheap round trip, at most ~4 a second).
@@ -150,10 +155,11 @@ def _open(target: DatabaseTarget, timeout: float) -> pg8000.native.Connection:
         try:
             return pg8000.native.Connection(host=host, sock=_tcp_socket(target, timeout), ssl_context=context, **common)
         except pg8000.exceptions.InterfaceError as exc:
-            # sslmode=prefer/allow: a server without SSL is acceptable, so try once more in plain text.
-            if context is None or target.ssl_mode not in ("prefer", "allow") or "SSL" not in str(exc):
+            # sslmode=prefer/allow: a server with TLS off is acceptable, so try once more in plain text.
+            # Only then: a certificate that fails verification is never a reason to drop TLS.
+            if context is False or target.ssl_mode not in ("prefer", "allow") or str(exc) != SERVER_REFUSES_TLS:
                 raise
-            return pg8000.native.Connection(host=host, sock=_tcp_socket(target, timeout), **common)
+            return pg8000.native.Connection(host=host, sock=_tcp_socket(target, timeout), ssl_context=False, **common)
     except Exception as exc:
         raise translate_error(exc, target) from exc
 
@@ -171,18 +177,27 @@ def _tcp_socket(target: DatabaseTarget, timeout: float) -> socket.socket:
     return sock
 
 
-def _ssl_context(target: DatabaseTarget) -> ssl.SSLContext | None:
-    mode = target.ssl_mode
-    if mode == "disable":
-        return None
-    if mode in ("verify-ca", "verify-full"):
-        context = ssl.create_default_context(cafile=target.ssl_root_cert)
-        context.check_hostname = mode == "verify-full"
+def _ssl_context(target: DatabaseTarget) -> ssl.SSLContext | bool:
+    """False for plain text; otherwise the TLS context pg8000 wraps the socket with (it passes the host
+    as server_hostname, which is both the SNI and the name verify-full checks)."""
+    if target.ssl_mode == "disable":
+        return False  # pg8000 would otherwise still try TLS first (its default for None)
+    if target.ssl_verify == VERIFY_NONE:
+        # require / prefer / allow: encrypt without verifying, as libpq does.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
         return context
-    # require / prefer / allow: encrypt without verifying, as libpq does.
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
+    try:
+        context = ssl.create_default_context(cafile=target.ssl_root_cert)
+    except (OSError, ssl.SSLError) as exc:
+        raise DatabaseError(
+            CERTIFICATE_REJECTED,
+            f"{CERTIFICATE_REJECTED} at {target.describe()}: the CA file (sslrootcert) cannot be used "
+            f"({type(exc).__name__}: {getattr(exc, 'strerror', None) or exc})",
+        ) from exc
+    context.check_hostname = target.ssl_verify == VERIFY_FULL
+    context.verify_mode = ssl.CERT_REQUIRED
     return context
 
 
@@ -201,6 +216,9 @@ def translate_error(exc: BaseException, target: DatabaseTarget) -> DatabaseError
         elif code.startswith("23"):
             kind = CONSTRAINT_VIOLATED
         message = f"{kind} at {target.describe()}: {fields.get('M', 'unknown error')} (SQLSTATE {code})"
+    elif isinstance(exc, ssl.SSLCertVerificationError):
+        kind = CERTIFICATE_REJECTED
+        message = f"{CERTIFICATE_REJECTED} at {target.describe()}: {exc.verify_message or exc.reason}"
     elif isinstance(exc, (OSError, pg8000.exceptions.InterfaceError)):
         kind = UNREACHABLE
         message = f"{UNREACHABLE} at {target.describe()}: {type(exc).__name__}: {exc}"
