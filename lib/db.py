@@ -28,10 +28,13 @@ KEEPALIVE_COUNT = 3
 # The lock lives in the server's session, so the server must notice a vanished client too (an
 # instance gone without closing its socket): the same probes, asked of the server for this session
 # (its system default is about 2 h 11 min, during which every run would be skipped as locked).
-SERVER_KEEPALIVE_SQL = (
+# The same statement sets the session's statement timeout (0: none), so bounding a run's statements
+# costs no round trip of its own until the end is near.
+SESSION_SETTINGS_SQL = (
     f"SELECT set_config('tcp_keepalives_idle', '{KEEPALIVE_IDLE_S}', false), "
     f"set_config('tcp_keepalives_interval', '{KEEPALIVE_INTERVAL_S}', false), "
-    f"set_config('tcp_keepalives_count', '{KEEPALIVE_COUNT}', false)"
+    f"set_config('tcp_keepalives_count', '{KEEPALIVE_COUNT}', false), "
+    "set_config('statement_timeout', CAST(:statement_timeout_ms AS text), false)"
 )
 
 UNREACHABLE = "Database unreachable"
@@ -50,8 +53,8 @@ CERTIFICATE_REJECTED = "Database certificate rejected"
 # pg8000's words when the server answers the TLS request with "N" (it has TLS off).
 SERVER_REFUSES_TLS = "Server refuses SSL"
 
-# Once statements are bounded by a cutoff, the statement timeout is set again when the one in force
-# could let a statement run more than this past the cutoff (one cheap round trip, at most ~4 a second).
+# Near the cutoff (once the socket timeout below is the one derived from it), the server's statement
+# timeout is set again when the one in force could let a statement run more than this past the cutoff.
 STATEMENT_TIMEOUT_SLACK_S = 0.25
 # The socket waits this much longer than the statement timeout, so that the server's cancellation
 # (which leaves the connection usable) normally arrives before the socket gives up on a silent peer.
@@ -91,20 +94,26 @@ class Database:
             raise translate_error(exc, self._target) from exc
         return rows if rows is not None else []
 
-    def bound_statements(self, cutoff: Deadline) -> None:
-        """From now on no statement runs past `cutoff`: each gets a server statement timeout and a
-        socket timeout of the time left, and none is sent once the cutoff has passed."""
+    def bound_statements(self, cutoff: Deadline, *, server_timeout_set_at: float | None = None) -> None:
+        """From now on no statement runs past `cutoff` (give or take SOCKET_TIMEOUT_MARGIN_S): none is
+        sent once it has passed, and each gets a socket timeout and a server statement timeout that end
+        by it. `server_timeout_set_at`: when the session's statement timeout was set to end at `cutoff`."""
         self._cutoff = cutoff
-        self._timeout_set_at = None
+        self._timeout_set_at = server_timeout_set_at
 
     def _fit_timeout_to_cutoff(self, cutoff: Deadline) -> None:
         now = time.monotonic()
         left = cutoff.at - now
         if left <= 0:
             raise DatabaseError(STATEMENT_TIMEOUT, f"{STATEMENT_TIMEOUT} at {self._target.describe()}: no time left")
+        # Client side, and free: a silent peer is given up on by the cutoff, never later than before.
+        self._set_socket_timeout(min(self._read_timeout_s, left + SOCKET_TIMEOUT_MARGIN_S))
+        if left + SOCKET_TIMEOUT_MARGIN_S >= self._read_timeout_s:
+            return  # far from the cutoff: the read timeout ends a stalled statement well before it
+        # Near it, the server should cancel first (the connection stays usable): its timeout, set at
+        # T0 to end at the cutoff, lets a statement starting now run (now - T0) past it.
         if self._timeout_set_at is not None and now - self._timeout_set_at <= STATEMENT_TIMEOUT_SLACK_S:
             return
-        self._set_socket_timeout(min(self._read_timeout_s, left + SOCKET_TIMEOUT_MARGIN_S))
         self._connection.run(SET_STATEMENT_TIMEOUT_SQL, ms=max(1, math.ceil(left * 1000)))
         self._timeout_set_at = now
 
@@ -124,14 +133,19 @@ class Database:
 
 
 @contextmanager
-def connect(target: DatabaseTarget, *, timeout_s: float) -> Iterator[Database]:
-    """A connection for the length of the block; `timeout_s` bounds the connect and every later read."""
+def connect(target: DatabaseTarget, *, timeout_s: float, cutoff: Deadline | None = None) -> Iterator[Database]:
+    """A connection for the length of the block; `timeout_s` bounds the connect and every later read,
+    and with a `cutoff` no statement runs past it (Database.bound_statements)."""
     timeout = target.connect_timeout_s or timeout_s
     connection = _open(target, timeout)
     database = Database(connection, target, timeout)
     try:
         database.run("SET TIME ZONE 'UTC'")
-        database.run(SERVER_KEEPALIVE_SQL)
+        set_at = time.monotonic()
+        timeout_ms = max(1, math.ceil((cutoff.at - set_at) * 1000)) if cutoff is not None else 0
+        database.run(SESSION_SETTINGS_SQL, statement_timeout_ms=timeout_ms)
+        if cutoff is not None:
+            database.bound_statements(cutoff, server_timeout_set_at=set_at)
         if target.search_path:
             database.run(f"SET search_path TO {_quote_identifier(target.search_path)}")
         yield database

@@ -91,8 +91,8 @@ def run(
             "advisory locks are not reliable there: use a direct connection (DIRECT_URL)",
         )
     key = lock_key(settings.lock_key, options.source, options.shard)
-    with connect(settings.database, timeout_s=settings.db_connect_timeout_s) as db:
-        db.bound_statements(Deadline(deadline.at + STATEMENT_GRACE_S))
+    cutoff = Deadline(deadline.at + STATEMENT_GRACE_S)
+    with connect(settings.database, timeout_s=settings.db_connect_timeout_s, cutoff=cutoff) as db:
         return _run_locked(db, key, settings, options, _RunContext(invocation_id, http, clock, deadline, started), tick)
 
 
@@ -231,7 +231,13 @@ class _BatchWriter:
         if self._pending and now - self._oldest >= BATCH_MAX_AGE_S:
             self.flush()
         elif now - self._last_contact >= HEARTBEAT_INTERVAL_S:
-            self._guarded(lambda: self._db.run(HEARTBEAT_SQL))
+            try:
+                self._guarded(lambda: self._db.run(HEARTBEAT_SQL))
+            except DatabaseError as exc:
+                if exc.kind != STATEMENT_TIMEOUT:
+                    raise
+                # The run's time is up (or the server is too slow to answer SELECT 1 in it): the
+                # writes that follow, bounded the same way, say what they can do.
 
     def flush(self) -> None:
         if not self._pending:

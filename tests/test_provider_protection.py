@@ -84,8 +84,10 @@ def test_without_other_work_waiting_the_cap_does_not_idle_workers():
     assert max(count for _, _, count in recorder.events) == 8
 
 
-def _seed_previous(seed, client_id: str, slots: list[str]) -> None:
-    seed.cache(client_id, slots=slots, range_start=NOW, stale_at=NOW)
+def _seed_previous(seed, client_id: str, slots: list[str], link_id: str, url: str) -> None:
+    # A row of the workspace's current link: a failure keeps its future slots (a row of another link
+    # would keep none).
+    seed.cache(client_id, slots=slots, range_start=NOW, stale_at=NOW, calendar_link_id=link_id, calendar_url=url)
 
 
 def test_a_provider_that_keeps_failing_is_held_back_for_the_rest_of_the_run(client, seed, sandbox):
@@ -95,8 +97,8 @@ def test_a_provider_that_keeps_failing_is_held_back_for_the_rest_of_the_run(clie
     for slug in sick:
         sandbox.add_hubspot_link(slug, healthy, fault=Fault(status=503, headers=(("Retry-After", "0"),)))
         seed.client(slug)
-        seed.link(slug, f"https://meetings.hubspot.com/{slug}")
-        _seed_previous(seed, slug, previous)
+        link_id = seed.link(slug, f"https://meetings.hubspot.com/{slug}")
+        _seed_previous(seed, slug, previous, link_id, f"https://meetings.hubspot.com/{slug}")
     for n in range(6):
         calendar = f"healthyCalendar{n:05d}"
         sandbox.add_ghl_calendar(calendar, healthy)
