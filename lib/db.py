@@ -29,12 +29,13 @@ KEEPALIVE_COUNT = 3
 # instance gone without closing its socket): the same probes, asked of the server for this session
 # (its system default is about 2 h 11 min, during which every run would be skipped as locked).
 # The same statement sets the session's statement timeout (0: none), so bounding a run's statements
-# costs no round trip of its own until the end is near.
+# costs no round trip of its own until the end is near. The value is an integer we compute, written
+# into the text: without parameters pg8000 uses the simple protocol (one message, no Parse/Sync pair).
 SESSION_SETTINGS_SQL = (
     f"SELECT set_config('tcp_keepalives_idle', '{KEEPALIVE_IDLE_S}', false), "
     f"set_config('tcp_keepalives_interval', '{KEEPALIVE_INTERVAL_S}', false), "
     f"set_config('tcp_keepalives_count', '{KEEPALIVE_COUNT}', false), "
-    "set_config('statement_timeout', CAST(:statement_timeout_ms AS text), false)"
+    "set_config('statement_timeout', '{statement_timeout_ms:d}', false)"
 )
 
 UNREACHABLE = "Database unreachable"
@@ -143,7 +144,7 @@ def connect(target: DatabaseTarget, *, timeout_s: float, cutoff: Deadline | None
         database.run("SET TIME ZONE 'UTC'")
         set_at = time.monotonic()
         timeout_ms = max(1, math.ceil((cutoff.at - set_at) * 1000)) if cutoff is not None else 0
-        database.run(SESSION_SETTINGS_SQL, statement_timeout_ms=timeout_ms)
+        database.run(SESSION_SETTINGS_SQL.format(statement_timeout_ms=timeout_ms))
         if cutoff is not None:
             database.bound_statements(cutoff, server_timeout_set_at=set_at)
         if target.search_path:
