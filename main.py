@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
+import traceback
 import uuid
 from typing import Any
 
@@ -22,6 +24,7 @@ from lib.run import run
 log = logging.getLogger("main")
 HTTP = HttpClient()
 ALLOWED_METHODS = ("GET", "POST")
+INTERNAL_ERROR = "Internal error"
 
 
 def _json(body: dict[str, Any], status: int = 200) -> flask.Response:
@@ -31,6 +34,16 @@ def _json(body: dict[str, Any], status: int = 200) -> flask.Response:
 @functions_framework.http
 def availability_cron(request: flask.Request) -> flask.Response:
     """Refresh the availability caches; Cloud Scheduler calls this every minute."""
+    # The run's budget counts from here: time spent verifying an ID token is part of it.
+    arrived = time.monotonic()
+    invocation_id = str(uuid.uuid4())
+    try:
+        return _handle(request, invocation_id, arrived)
+    except Exception as exc:  # noqa: BLE001 - the last resort: every answer is JSON, even for our own bugs
+        return _internal_error(exc, invocation_id)
+
+
+def _handle(request: flask.Request, invocation_id: str, arrived: float) -> flask.Response:
     if request.method not in ALLOWED_METHODS:
         response = _json({"error": "Method not allowed", "allowed": list(ALLOWED_METHODS)}, 405)
         response.headers["Allow"] = ", ".join(ALLOWED_METHODS)
@@ -52,12 +65,30 @@ def availability_cron(request: flask.Request) -> flask.Response:
         options = parse_options(request.args, request.get_data(cache=False), request.content_type or "", settings)
     except InvalidParameter as exc:
         return _json({"error": "Invalid parameter", "param": exc.param, "detail": exc.detail}, 400)
-    invocation_id = str(uuid.uuid4())
     try:
         tick = schedule_time(request.headers.get("X-CloudScheduler-ScheduleTime"))
-        result = run(settings, options, invocation_id=invocation_id, http=HTTP, tick=tick)
+        result = run(settings, options, invocation_id=invocation_id, http=HTTP, tick=tick, started=arrived)
     except DatabaseError as exc:
         log_event(log, logging.ERROR, "run_failed", invocationId=invocation_id, error=exc.kind, message=str(exc))
         return _json({"success": False, "error": exc.kind, "message": str(exc), "invocationId": invocation_id}, 500)
     log_event(log, logging.INFO, "run_finished", **result.body)
     return _json(result.body)
+
+
+def _internal_error(exc: Exception, invocation_id: str) -> flask.Response:
+    """500 JSON for an exception nothing else handled, logged with its class and where it was raised.
+
+    Never its message or traceback text: either may quote a token, a URL with a password, a header.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else "unknown"
+    log_event(
+        log,
+        logging.ERROR,
+        "run_failed",
+        invocationId=invocation_id,
+        error=INTERNAL_ERROR,
+        exception=type(exc).__name__,
+        where=where,
+    )
+    return _json({"success": False, "error": INTERNAL_ERROR, "invocationId": invocation_id}, 500)

@@ -11,7 +11,7 @@ from typing import Protocol
 from lib.config import id_token_settings_from_env
 from lib.errors import ConfigError
 from lib.logs import log_event
-from lib.oidc import IdTokenRejected, verify_id_token
+from lib.oidc import IdTokenRejected, MalformedIdToken, verify_id_token
 
 log = logging.getLogger(__name__)
 BEARER_PREFIX = "bearer "
@@ -82,8 +82,15 @@ def is_authorized(request: Request, secret: str, env: Mapping[str, str]) -> bool
     audiences = policy.audiences or (*function_urls(request.host, request.path), GCLOUD_CLIENT_ID)
     try:
         identity = verify_id_token(token, policy, audiences)
+    except MalformedIdToken as exc:
+        log_event(log, logging.WARNING, "id_token_rejected", reason=exc.reason)
+        return False
     except IdTokenRejected as exc:
         log_event(log, logging.INFO, "id_token_rejected", reason=exc.reason)
+        return False
+    except Exception as exc:  # noqa: BLE001 - a token no check foresaw is still only a 401, never a 500
+        # The class only: an exception's text may quote the token.
+        log_event(log, logging.WARNING, "id_token_rejected", reason="unexpected error", exception=type(exc).__name__)
         return False
     log_event(log, logging.INFO, "id_token_accepted", email=identity.email, audience=identity.audience)
     return True

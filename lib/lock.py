@@ -46,5 +46,7 @@ def advisory_lock(db: Database, key: int) -> Iterator[bool]:
             try:
                 db.run(UNLOCK_SQL, key=key)
             except DatabaseError as exc:
-                # The connection is gone, and with it the session that held the lock: nothing is leaked.
+                # The connection is gone, and with it the session that held the lock; or the run's time
+                # is up (lib/db.py sends nothing past it) and the connection is closed right after,
+                # which ends the session and frees the lock. Either way nothing is leaked.
                 log_event(log, logging.WARNING, "unlock_failed", error=exc.kind, detail="ended with session")

@@ -69,7 +69,6 @@ class CachedState:
     provider_meta: dict[str, Any] | None
     stale_at: datetime
     last_error: str | None
-    fetched_at: datetime | None = None  # when a run last wrote the row (duplicate tick detection)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 GOOGLE_ISSUERS = frozenset({"accounts.google.com", "https://accounts.google.com"})
 CLOCK_SKEW_S = 60
 MAX_TOKEN_LENGTH = 8192  # Google ID tokens are about 1 KB; anything far larger is not one
+MAX_KID_LENGTH = 128  # Google's key ids are 40 hex digits
+MAX_CLAIM_LENGTH = 2048  # issuers, audiences and e-mails are far shorter
+MAX_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z: a NumericDate beyond is no real token's
 CERTS_TIMEOUT_S = 5.0
 DEFAULT_CERTS_MAX_AGE_S = 3600.0
 # Cache-Control is honoured within these bounds: "no-cache" must not turn every call into a fetch.
@@ -44,6 +47,10 @@ class IdTokenRejected(AvailabilityCronError):
         self.reason = reason
 
 
+class MalformedIdToken(IdTokenRejected):
+    """A header field or claim has a type or size no Google ID token has (logged as a warning: a probe)."""
+
+
 class CertificatesUnavailable(IdTokenRejected):
     """Google's signing certificates could not be fetched (and none are cached)."""
 
@@ -54,6 +61,32 @@ class Identity:
 
     email: str
     audience: str
+
+
+@dataclass(frozen=True)
+class _Claims:
+    """The claims we check, type-checked: nothing of another type ever reaches a comparison."""
+
+    issuer: str
+    audience: str
+    expires: float
+    issued: float
+    email: str
+    email_verified: bool
+
+    @classmethod
+    def read(cls, claims: Mapping[str, Any]) -> _Claims:
+        verified = claims.get("email_verified")
+        if not isinstance(verified, bool | str | None):
+            raise MalformedIdToken("claim email_verified is not a boolean")
+        return cls(
+            issuer=_claim_text(claims, "iss"),
+            audience=_claim_text(claims, "aud"),
+            expires=_claim_seconds(claims, "exp"),
+            issued=_claim_seconds(claims, "iat"),
+            email=_claim_text(claims, "email"),
+            email_verified=verified is True or verified == "true",
+        )
 
 
 def verify_id_token(
@@ -71,12 +104,7 @@ def verify_id_token(
     """
     if not policy.allowed_invokers or not audiences:
         raise IdTokenRejected("ID tokens are not accepted (ALLOWED_INVOKERS is empty)")
-    header, claims = _peek(token)
-    if header.get("alg") != "RS256":
-        raise IdTokenRejected("not an RS256 token")
-    kid = header.get("kid")
-    if not isinstance(kid, str) or not kid:
-        raise IdTokenRejected("no key id")
+    kid, claims = _peek(token)
     current = time.time() if now is None else now
     _check_claims(claims, policy, audiences, current)
     pem = (certificates or CERTIFICATES).certificate(policy.certs_url, kid)
@@ -86,7 +114,6 @@ def verify_id_token(
 
 def _verify_signature(token: str, kid: str, pem: str, audiences: tuple[str, ...]) -> Mapping[str, Any]:
     # Imported here: google-auth pulls in cryptography, which the secret path never needs (cold start).
-    from google.auth import exceptions as auth_exceptions  # noqa: PLC0415
     from google.auth import jwt  # noqa: PLC0415
 
     try:
@@ -94,28 +121,46 @@ def _verify_signature(token: str, kid: str, pem: str, audiences: tuple[str, ...]
         claims: Mapping[str, Any] = jwt.decode(  # type: ignore[no-untyped-call]
             token, certs={kid: pem}, audience=list(audiences), clock_skew_in_seconds=CLOCK_SKEW_S
         )
-    except (ValueError, TypeError, auth_exceptions.GoogleAuthError) as exc:
-        # The library's messages quote the token; only a fixed phrase leaves this function.
+    except Exception as exc:  # the one choke point for google-auth: whatever it raises on
+        # a hostile token (its own errors, ValueError, TypeError, OverflowError, …) is a rejection, and
+        # its messages quote the token, so only a fixed phrase leaves this function.
         raise IdTokenRejected("signature or claims rejected by google-auth") from exc
+    if not isinstance(claims, Mapping):
+        raise MalformedIdToken("claims are not a JSON object")
     return claims
 
 
-def _peek(token: str) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-    """Header and claims, unverified: only for rejecting early and choosing the key."""
+def _peek(token: str) -> tuple[str, Mapping[str, Any]]:
+    """The key id and the claims, unverified: only for rejecting early and choosing the key.
+
+    Of the header only `alg` and `kid` are read, and each is type-checked before use."""
     parts = token.split(".")
     if len(token) > MAX_TOKEN_LENGTH or len(parts) != 3:
         raise IdTokenRejected("not a JWT")
-    try:
-        header = json.loads(_b64url(parts[0]))
-        claims = json.loads(_b64url(parts[1]))
-    except (ValueError, binascii.Error) as exc:
-        raise IdTokenRejected("not a JWT") from exc
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        raise IdTokenRejected("not a JWT")
+    header, claims = _json_object(parts[0]), _json_object(parts[1])
     if parts[2] == "SIGNATURE_REMOVED_BY_GOOGLE":
         # Cloud Run strips the signature of tokens it has checked itself (a private function).
         raise IdTokenRejected("signature removed by Cloud Run: private functions need X-Cron-Secret")
-    return header, claims
+    if header.get("alg") != "RS256":
+        raise IdTokenRejected("not an RS256 token")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise IdTokenRejected("no key id")
+    if len(kid) > MAX_KID_LENGTH:
+        raise MalformedIdToken("key id too long")
+    return kid, claims
+
+
+def _json_object(segment: str) -> Mapping[str, Any]:
+    """One base64url JSON-object segment of a JWT; MalformedIdToken for anything else."""
+    try:
+        decoded = json.loads(_b64url(segment))
+    except (ValueError, binascii.Error, RecursionError) as exc:
+        # ValueError covers bad JSON, non-UTF-8 bytes and non-ASCII base64 text; RecursionError deep nesting.
+        raise MalformedIdToken("not a JWT") from exc
+    if not isinstance(decoded, dict):
+        raise MalformedIdToken("not a JWT")
+    return decoded
 
 
 def _b64url(segment: str) -> bytes:
@@ -125,30 +170,39 @@ def _b64url(segment: str) -> bytes:
 def _check_claims(
     claims: Mapping[str, Any], policy: IdTokenSettings, audiences: tuple[str, ...], now: float
 ) -> Identity:
-    if claims.get("iss") not in GOOGLE_ISSUERS:
+    typed = _Claims.read(claims)
+    if typed.issuer not in GOOGLE_ISSUERS:
         raise IdTokenRejected("issuer is not Google")
-    audience = claims.get("aud")
-    if not isinstance(audience, str) or audience not in audiences:
+    if typed.audience not in audiences:
         raise IdTokenRejected("audience not accepted (OIDC_AUDIENCES)")
-    expires, issued = _seconds(claims.get("exp")), _seconds(claims.get("iat"))
-    if expires is None or issued is None:
-        raise IdTokenRejected("no exp or iat")
-    if expires + CLOCK_SKEW_S < now:
+    if typed.expires + CLOCK_SKEW_S < now:
         raise IdTokenRejected("expired")
-    if issued - CLOCK_SKEW_S > now:
+    if typed.issued - CLOCK_SKEW_S > now:
         raise IdTokenRejected("issued in the future")
-    email = claims.get("email")
-    if not isinstance(email, str) or email.lower() not in policy.allowed_invokers:
+    if typed.email.lower() not in policy.allowed_invokers:
         raise IdTokenRejected("account not in ALLOWED_INVOKERS")
-    if claims.get("email_verified") not in (True, "true"):
+    if not typed.email_verified:
         raise IdTokenRejected("email not verified")
-    return Identity(email=email.lower(), audience=audience)
+    return Identity(email=typed.email.lower(), audience=typed.audience)
 
 
-def _seconds(value: object) -> float | None:
-    """A NumericDate claim (JSON number, not a boolean), or None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
+def _claim_text(claims: Mapping[str, Any], name: str) -> str:
+    value = claims.get(name)
+    if value is None:
+        raise IdTokenRejected(f"no {name}")
+    if not isinstance(value, str) or len(value) > MAX_CLAIM_LENGTH:
+        raise MalformedIdToken(f"claim {name} is not a string of at most {MAX_CLAIM_LENGTH} characters")
+    return value
+
+
+def _claim_seconds(claims: Mapping[str, Any], name: str) -> float:
+    """A NumericDate claim: a finite JSON number within the years a token can name, not a boolean."""
+    value = claims.get(name)
+    if value is None:
+        raise IdTokenRejected("no exp or iat")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not -MAX_SECONDS <= value <= MAX_SECONDS:
+        # The range test also refuses NaN and infinities (every comparison with NaN is false).
+        raise MalformedIdToken(f"claim {name} is not a NumericDate")
     return float(value)
 
 

@@ -127,17 +127,17 @@ def _source(values: Mapping[str, Any]) -> Source:
 
 
 def _shard(values: Mapping[str, Any]) -> Shard:
-    """`shards` is clamped like every integer; a `shard` outside it is a 400, since clamping it would
-    silently run another shard's workspaces."""
+    """`shards` is clamped like every integer; `shard` is never clamped: one outside [0, shards), or
+    one without `shards`, is a 400, since clamping it would silently run another shard's workspaces."""
     count = _optional_integer(values, "shards", (1, MAX_SHARDS))
-    index = _optional_integer(values, "shard", (0, MAX_SHARDS - 1))
+    index = _exact_integer(values, "shard")
     if count is None:
-        if index not in (None, 0):
+        if index is not None:
             raise InvalidParameter("shard", "needs 'shards' (the number of shards)")
         return UNSHARDED
-    index = index or 0
-    if index >= count:
-        raise InvalidParameter("shard", f"must be less than shards ({count})")
+    index = 0 if index is None else index
+    if not 0 <= index < count:
+        raise InvalidParameter("shard", f"must be at least 0 and less than shards ({count})")
     return Shard(index, count)
 
 
@@ -167,14 +167,18 @@ def _integer(values: Mapping[str, Any], name: str, default: int, bounds: tuple[i
 
 
 def _optional_integer(values: Mapping[str, Any], name: str, bounds: tuple[int, int]) -> int | None:
+    value = _exact_integer(values, name)
+    return None if value is None else clamp(value, *bounds)
+
+
+def _exact_integer(values: Mapping[str, Any], name: str) -> int | None:
+    """The integer given for `name`, unclamped (None when absent); a 400 when it is not one."""
     raw = values.get(name)
     if raw is None:
         return None
-    if isinstance(raw, bool):
-        raise InvalidParameter(name, "must be a base-10 integer")
-    if isinstance(raw, int):
-        return clamp(raw, *bounds)
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
     parsed = parse_base10_int(raw) if isinstance(raw, str) else None
     if parsed is None:
         raise InvalidParameter(name, "must be a base-10 integer")
-    return clamp(parsed, *bounds)
+    return parsed

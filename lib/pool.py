@@ -67,14 +67,26 @@ def run_pool(
                 break
             timeout = min(POLL_INTERVAL_S, limits.deadline.remaining())
             done, _ = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
-            for future in done:
-                provider, _candidate = running.pop(future)
-                outcome = future.result()
-                gate.finished(provider, outcome)
-                on_outcome(outcome)
+            _collect(done, running, gate, on_outcome)
             on_idle()
+        # Refreshes that finished while this thread was busy writing are outcomes like any other:
+        # only the ones still running at the deadline overran it.
+        _collect([future for future in running if future.done()], running, gate, on_outcome)
     finally:
         # Never wait for a straggler: its HTTP timeout is bounded by the deadline, so it ends soon.
         executor.shutdown(wait=False, cancel_futures=True)
     overran = tuple(candidate for _provider, candidate in running.values())
     return PoolResult(len(backlog) + gate.held_back, overran, tuple(gate.cooldowns))
+
+
+def _collect(
+    done: Iterable[Future[RefreshOutcome]],
+    running: dict[Future[RefreshOutcome], tuple[str, Candidate]],
+    gate: ProviderGate,
+    on_outcome: Callable[[RefreshOutcome], None],
+) -> None:
+    for future in done:
+        provider, _candidate = running.pop(future)
+        outcome = future.result()
+        gate.finished(provider, outcome)
+        on_outcome(outcome)

@@ -56,7 +56,7 @@ class Report:
     not_started: int
     cooldowns: tuple[Cooldown, ...]
     finished_within_budget: bool
-    metrics: Metrics
+    metrics: Metrics | None  # None when the metrics query failed (logged as metrics_unavailable)
     duration_ms: int
     finished_at: datetime
 
@@ -84,7 +84,7 @@ class Report:
             "errors": list(self.tally.errors),
             "errorsTruncated": self.tally.errors_truncated,
             "finishedWithinBudget": self.finished_within_budget,
-            "metrics": self.metrics.as_report(),
+            "metrics": self.metrics.as_report() if self.metrics is not None else None,
             "durationMs": self.duration_ms,
             "timeBudgetMs": self.options.time_budget_ms,
             "timestamp": utc_iso(self.finished_at),
@@ -93,7 +93,6 @@ class Report:
 
 class SkipReason(StrEnum):
     LOCKED = "locked"  # another run of the same source and shard holds the lock
-    DUPLICATE = "duplicate"  # a run already served this Cloud Scheduler tick
 
 
 def skipped(invocation_id: str, now: datetime, reason: SkipReason, tick: datetime | None = None) -> dict[str, Any]:

@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from lib.config import Settings
-from lib.db import CONNECTION_LOST, UNREACHABLE, Database, connect
+from lib.db import CONNECTION_LOST, STATEMENT_TIMEOUT, UNREACHABLE, Database, connect
 from lib.deadline import Deadline
 from lib.errors import DatabaseError, LockLostError
 from lib.lock import advisory_lock, lock_key
 from lib.logs import log_event
-from lib.model import Candidate
+from lib.model import Candidate, Metrics
 from lib.options import RunOptions
 from lib.outcome import Outcome, RefreshOutcome
 from lib.plan import plan_refresh
@@ -44,6 +44,9 @@ LOCK_LOST = "Lock lost"
 SESSION_ENDED_KINDS = frozenset({UNREACHABLE, CONNECTION_LOST})
 LOCK_LOST_DETAIL = "the database connection holding the run's lock failed mid-run; nothing more was written"
 OVERRAN_ERROR = "Refresh did not finish before the run's deadline"
+# Every statement of a run ends by the deadline plus this (statement and socket timeouts, lib/db.py),
+# so the answer comes by the budget plus about a second even when the database stalls at the end.
+STATEMENT_GRACE_S = 0.5
 
 Clock = Callable[[], datetime]
 _T = TypeVar("_T")
@@ -67,13 +70,17 @@ def run(
     http: HttpClient,
     clock: Clock = utc_now,
     tick: datetime | None = None,
+    started: float | None = None,
 ) -> RunResult:
     """Refresh the caches; raises DatabaseError when the database fails (the caller answers 500).
 
-    `tick` is the Cloud Scheduler schedule time of this call, when it says: a tick that a run has
-    already served is skipped as a duplicate delivery.
+    `tick` is the Cloud Scheduler schedule time of this call, when it says; a skipped run echoes it.
+    There is no duplicate-tick detection beyond the lock (README, "Duplicate ticks"): a second delivery
+    while the run is under way is skipped as locked, and one after it simply refreshes again.
+    `started` is when the request arrived (monotonic clock): the budget counts from there.
     """
-    started = time.monotonic()
+    if started is None:
+        started = time.monotonic()
     deadline = Deadline(started + options.time_budget_ms / 1000)
     assert settings.database is not None
     if settings.database.behind_transaction_pooler:
@@ -85,27 +92,20 @@ def run(
             "advisory locks are not reliable there: use a direct connection (DIRECT_URL)",
         )
     key = lock_key(settings.lock_key, options.source, options.shard)
-    with connect(settings.database, timeout_s=settings.db_connect_timeout_s) as db, advisory_lock(db, key) as acquired:
+    cutoff = Deadline(deadline.at + STATEMENT_GRACE_S)
+    with connect(settings.database, timeout_s=settings.db_connect_timeout_s, cutoff=cutoff) as db:
+        return _run_locked(db, key, settings, options, _RunContext(invocation_id, http, clock, deadline, started), tick)
+
+
+def _run_locked(
+    db: Database, key: int, settings: Settings, options: RunOptions, run: _RunContext, tick: datetime | None
+) -> RunResult:
+    with advisory_lock(db, key) as acquired:
         if not acquired:
-            return RunResult(skipped(invocation_id, clock(), SkipReason.LOCKED, tick), None)
+            return RunResult(skipped(run.invocation_id, run.clock(), SkipReason.LOCKED, tick), None)
         candidates = load_candidates(db, options.source, options.client_id, options.shard)
-        if tick is not None and tick_already_served(candidates, tick):
-            return RunResult(skipped(invocation_id, clock(), SkipReason.DUPLICATE, tick), None)
-        report = _locked_run(
-            db, settings, options, candidates, _RunContext(invocation_id, http, clock, deadline, started)
-        )
+        report = _locked_run(db, settings, options, candidates, run)
     return RunResult(report.as_dict(), report)
-
-
-def tick_already_served(candidates: Sequence[Candidate], tick: datetime) -> bool:
-    """Whether a run of this source and shard wrote a row at or after the tick's schedule time.
-
-    Every outcome writes `fetchedAt` = the moment its refresh started, so a run that began after
-    the tick fired has left such a row; a second delivery of the same tick then has nothing to do.
-    """
-    return any(
-        c.cache is not None and c.cache.fetched_at is not None and c.cache.fetched_at >= tick for c in candidates
-    )
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def _locked_run(
         collect(unfinished_refresh(plans[candidate.client_id], context, run.clock(), OVERRAN_ERROR))
     writer.flush()
     _log_what_warnings_left_out(tally, pool.cooldowns)
-    within_budget = pool.not_started == 0 and not pool.overran and not run.deadline.expired()
+    within_budget = pool.not_started == 0 and not pool.overran and not writer.unwritten and not run.deadline.expired()
     finished_at = run.clock()
     return Report(
         invocation_id=run.invocation_id,
@@ -166,10 +166,20 @@ def _locked_run(
         not_started=pool.not_started,
         cooldowns=pool.cooldowns,
         finished_within_budget=within_budget,
-        metrics=read_metrics(db, options.source, finished_at, options.shard),
+        metrics=_metrics_or_none(db, options, finished_at),
         duration_ms=int((time.monotonic() - run.started) * 1000),
         finished_at=finished_at,
     )
+
+
+def _metrics_or_none(db: Database, options: RunOptions, now: datetime) -> Metrics | None:
+    """The metrics, or None with a warning when the query fails: the refreshes are written by now,
+    and a report without metrics is worth more than a 500."""
+    try:
+        return read_metrics(db, options.source, now, options.shard)
+    except DatabaseError as exc:
+        log_event(log, logging.WARNING, "metrics_unavailable", error=exc.kind, detail="the report has metrics: null")
+        return None
 
 
 def _refresh_context(settings: Settings, run: _RunContext) -> RefreshContext:
@@ -208,6 +218,7 @@ class _BatchWriter:
         self._pending: list[RefreshOutcome] = []
         self._oldest = 0.0
         self._last_contact = time.monotonic()
+        self.unwritten = 0  # outcomes whose rows a timed-out write left unwritten
 
     def add(self, outcome: RefreshOutcome) -> None:
         if not self._pending:
@@ -222,16 +233,37 @@ class _BatchWriter:
         if self._pending and now - self._oldest >= BATCH_MAX_AGE_S:
             self.flush()
         elif now - self._last_contact >= HEARTBEAT_INTERVAL_S:
-            self._guarded(lambda: self._db.run(HEARTBEAT_SQL))
+            try:
+                self._guarded(lambda: self._db.run(HEARTBEAT_SQL))
+            except DatabaseError as exc:
+                if exc.kind != STATEMENT_TIMEOUT:
+                    raise
+                # The run's time is up (or the server is too slow to answer SELECT 1 in it): the
+                # writes that follow, bounded the same way, say what they can do.
 
     def flush(self) -> None:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
-        written = self._guarded(lambda: write_outcomes(self._db, self._source, batch))
-        missing = len({outcome.client_id for outcome in batch} - written)
+        try:
+            written = self._guarded(lambda: write_outcomes(self._db, self._source, batch))
+        except DatabaseError as exc:
+            if exc.kind != STATEMENT_TIMEOUT:
+                raise
+            # The run's time is up (lib/db.py bounds every statement): the next tick writes these rows.
+            self.unwritten += len(batch)
+            log_event(log, logging.WARNING, "rows_not_written", reason=exc.kind, count=len(batch))
+            return
+        missing = sorted({outcome.client_id for outcome in batch} - written)
         if missing:
-            log_event(log, logging.INFO, "rows_skipped", reason="workspace deleted during the run", count=missing)
+            log_event(
+                log,
+                logging.WARNING,
+                "rows_skipped",
+                reason="workspace deleted during the run (or the row was refused by a constraint)",
+                count=len(missing),
+                clientIds=missing[:MAX_WARNINGS_PER_RUN],
+            )
 
     def _guarded(self, statement: Callable[[], _T]) -> _T:
         try:

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from lib.db import Database
+from lib.db import CONSTRAINT_VIOLATED, Database
+from lib.errors import DatabaseError
 from lib.model import (
     DEFAULT_MEETING_DURATION,
     CachedState,
@@ -54,7 +55,6 @@ _CANDIDATE_COLUMNS = {
     "cachedMeta": 'w."providerMeta"',
     "staleAt": 'w."staleAt"',
     "lastError": 'w."lastError"',
-    "fetchedAt": 'w."fetchedAt"',
 }
 _CANDIDATE_SELECT = ",\n       ".join(f'{expression} AS "{name}"' for name, expression in _CANDIDATE_COLUMNS.items())
 
@@ -176,14 +176,40 @@ def load_candidates(db: Database, source: Source, client_id: str | None, shard: 
 
 
 def write_outcomes(db: Database, source: Source, outcomes: Sequence[RefreshOutcome]) -> set[str]:
-    """Upsert the rows of these outcomes in at most two statements; returns the client ids written."""
+    """Upsert the rows of these outcomes in at most two statements; returns the client ids written.
+
+    A row the database refuses (a workspace deleted between the candidate query and this write, whose
+    foreign key then fails the whole statement) costs only itself: the statement is repeated one row
+    at a time and the refused rows are left out of the ids returned.
+    """
     written: set[str] = set()
     complete = [_row_json(outcome) for outcome in outcomes if not outcome.keeps_previous_slots]
     failures = [_row_json(outcome) for outcome in outcomes if outcome.keeps_previous_slots]
     for sql, rows in ((WRITE_ROWS_SQL, complete), (WRITE_FAILURES_SQL, failures)):
-        if rows:
-            result = db.run(sql, source=source.value, rows="[" + ",".join(rows) + "]")
-            written.update(row[0] for row in result)
+        if not rows:
+            continue
+        try:
+            written.update(_upsert(db, sql, source, rows))
+        except DatabaseError as exc:
+            if exc.kind != CONSTRAINT_VIOLATED:
+                raise
+            written.update(_upsert_one_by_one(db, sql, source, rows))
+    return written
+
+
+def _upsert(db: Database, sql: str, source: Source, rows: Sequence[str]) -> set[str]:
+    result = db.run(sql, source=source.value, rows="[" + ",".join(rows) + "]")
+    return {row[0] for row in result}
+
+
+def _upsert_one_by_one(db: Database, sql: str, source: Source, rows: Sequence[str]) -> set[str]:
+    written: set[str] = set()
+    for row in rows:
+        try:
+            written.update(_upsert(db, sql, source, [row]))
+        except DatabaseError as exc:
+            if exc.kind != CONSTRAINT_VIOLATED:
+                raise
     return written
 
 
@@ -272,7 +298,6 @@ def _candidate_from_row(values: list[Any]) -> Candidate:
             provider_meta=meta if isinstance(meta, dict) else None,
             stale_at=row["staleAt"].replace(tzinfo=UTC),
             last_error=row["lastError"],
-            fetched_at=_utc(row["fetchedAt"]),
         )
     created = _utc(row["createdAt"]) or datetime(1970, 1, 1, tzinfo=UTC)
     return Candidate(row["clientId"], row["userId"] or "", created, link, config, cache)

@@ -156,7 +156,6 @@ def test_a_refresh_still_running_at_the_deadline_is_failed_as_did_not_finish(
 # --- a workspace deleted mid-run --------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 §6, lands with edge-run")
 def test_a_workspace_deleted_during_the_run_is_skipped_with_a_warning_and_its_batch_written(
     app: Any, env: dict[str, str], seed: Seeder, sandbox: ProviderSandbox, capfd: Any
 ) -> None:

@@ -1,12 +1,15 @@
 """Google ID tokens as a credential (contract §2.1), verified against certificates served on 127.0.0.1.
 
 Tokens are signed here with `cryptography` (RS256), independently of the google-auth code under test.
+Hostile tokens (a hypothesis fuzz through the real functions-framework app) only ever get a JSON 401,
+and an exception that escapes everything else is a 500 JSON `Internal error` logged with its class only.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import math
 import subprocess
 import sys
 import threading
@@ -21,6 +24,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lib import oidc
 from lib.config import IdTokenSettings
@@ -106,6 +111,7 @@ class CertServer:
         self.status = 200
         self.cache_control: str | None = "public, max-age=20000, must-revalidate, no-transform"
         self.requests = 0
+        self.delay_s = 0.0
         self._lock = threading.Lock()
         owner = self
 
@@ -113,6 +119,7 @@ class CertServer:
             def do_GET(self) -> None:
                 with owner._lock:
                     owner.requests += 1
+                time.sleep(owner.delay_s)
                 body = json.dumps(owner.certs).encode()
                 self.send_response(owner.status)
                 self.send_header("Content-Type", "application/json")
@@ -465,3 +472,178 @@ def test_a_failed_refresh_keeps_the_previous_certificates_and_waits_before_retry
 )
 def test_freshness_from_cache_control(cache_control, age, seconds):
     assert oidc.freshness(cache_control, age) == seconds
+
+
+# --- hostile tokens: every answer is JSON (issue 10 §2) ------------------------------------------
+
+UNAUTHORIZED = {"error": "Unauthorized"}
+CLAIM_NAMES = ("iss", "aud", "exp", "iat", "email", "email_verified", "sub", "azp", "nbf")
+HEADER_NAMES = ("alg", "kid", "typ", "crit", "jku", "x5u")
+
+
+# JSON of every type: huge and non-finite numbers, long and odd text, nested containers.
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=10**300, max_value=10**400),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=50),
+    st.sampled_from(["RS256", "none", "HS256", KID, "https://accounts.google.com", OPERATOR, "true", "", "\x00"]),
+    st.just("x" * 5000),
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@st.composite
+def mutated_mapping(draw: st.DrawFn, base: dict[str, Any], names: tuple[str, ...]) -> Any:
+    """`base` with some fields replaced by values of any type, some removed, some added; or no object at all."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(json_values)  # a segment that is JSON but not an object
+    mapping = dict(base)
+    for name in draw(st.lists(st.sampled_from(names), max_size=len(names), unique=True)):
+        if draw(st.booleans()):
+            mapping[name] = draw(json_values)
+        else:
+            mapping.pop(name, None)
+    mapping.update(draw(st.dictionaries(st.text(max_size=6), json_values, max_size=2)))
+    return mapping
+
+
+def _segment(value: Any) -> str:
+    return _b64(json.dumps(value, allow_nan=True).encode())
+
+
+@st.composite
+def jwt_shaped(draw: st.DrawFn) -> str:
+    """A bearer value shaped like a JWT, broken in one or more of many ways."""
+    header = draw(mutated_mapping({"alg": "RS256", "kid": KID, "typ": "JWT"}, HEADER_NAMES))
+    claims = draw(mutated_mapping(claims_for(), CLAIM_NAMES))
+    segments = [_segment(header), _segment(claims), draw(st.sampled_from(["c2ln", "", "SIGNATURE_REMOVED_BY_GOOGLE"]))]
+    damage = draw(st.sampled_from(["none", "nesting", "base64", "unicode", "split", "huge"]))
+    index = draw(st.integers(0, 2))
+    if damage == "nesting":
+        depth = draw(st.integers(500, 3000))
+        segments[index] = _b64(("[" * depth + "]" * depth).encode())
+    elif damage == "base64":
+        segments[index] = draw(st.text(alphabet="abc-_=+/!.%", min_size=1, max_size=30)).replace(".", "")
+    elif damage == "unicode":
+        segments[index] = draw(st.text(min_size=1, max_size=20)).replace(".", "")
+    elif damage == "split":
+        return ".".join(segments + draw(st.lists(st.text(max_size=5), max_size=3)))
+    elif damage == "huge":
+        segments[index] = "A" * draw(st.integers(5000, 9000))
+    return ".".join(segments)
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(token=jwt_shaped())
+def test_fuzzed_id_tokens_only_ever_get_a_json_401(client, oidc_env, token):
+    # As a server hands it over: the header's bytes (UTF-8 here) read as latin-1, no line breaks.
+    as_received = token.encode("utf-8", "surrogatepass").decode("latin-1").replace("\r", "").replace("\n", "")
+    response = call(client, as_received)
+    assert response.status_code == 401, response.get_data(as_text=True)[:300]
+    assert response.mimetype == "application/json"
+    assert response.get_json() == UNAUTHORIZED
+
+
+@pytest.mark.parametrize(
+    ("claim", "value"),
+    [
+        ("iss", ["https://accounts.google.com"]),  # a list where a string belongs: unhashable in the issuer set
+        ("iss", {"a": 1}),
+        ("aud", ["https://localhost"]),
+        ("email", {"address": OPERATOR}),
+        ("email", ["x"]),
+        ("email_verified", [True]),
+        ("exp", 10**400),  # float() of it overflows
+        ("iat", -(10**400)),
+        ("exp", "9999999999"),
+        ("exp", math.nan),  # NaN compares false with everything: it must not pass as "not expired"
+        ("exp", math.inf),
+        ("iat", True),
+        ("email", "x" * 5000),
+    ],
+)
+def test_a_claim_of_the_wrong_type_is_a_401_with_a_warning(client, oidc_env, google_key, capfd, claim, value):
+    # Before the fix several of these escaped as an HTML 500 (TypeError, OverflowError).
+    token = sign(google_key, claims_for(**{claim: value}))
+    capfd.readouterr()
+    response = call(client, token)
+    assert (response.status_code, response.get_json()) == (401, UNAUTHORIZED)
+    logged = capfd.readouterr().err
+    assert " WARNING id_token_rejected " in logged, logged
+    for part in token.split("."):
+        assert part not in logged
+    assert oidc_env.requests == 0  # refused before any certificate fetch
+
+
+@pytest.mark.parametrize(
+    "header",
+    [{"alg": "RS256", "kid": ["key-1"]}, {"alg": ["RS256"], "kid": KID}, {"alg": "RS256", "kid": {"k": 1}}],
+)
+def test_a_header_field_of_the_wrong_type_is_a_401(client, oidc_env, header):
+    token = f"{_segment(header)}.{_segment(claims_for())}.c2ln"
+    assert (call(client, token).status_code, call(client, token).get_json()) == (401, UNAUTHORIZED)
+
+
+def test_deeply_nested_claims_are_a_401(client, oidc_env):
+    token = f"{_segment({'alg': 'RS256', 'kid': KID})}.{_b64(b'[' * 2500 + b']' * 2500)}.c2ln"
+    assert len(token) < oidc.MAX_TOKEN_LENGTH
+    response = call(client, token)
+    assert (response.status_code, response.get_json()) == (401, UNAUTHORIZED)
+
+
+def test_a_nan_expiry_is_refused_before_any_certificate_fetch(certs: CertServer, google_key):
+    policy = IdTokenSettings(
+        allowed_invokers=frozenset({OPERATOR}), audiences=("https://localhost",), certs_url=certs.url
+    )
+    token = sign(google_key, claims_for(exp=math.nan))
+    with pytest.raises(oidc.MalformedIdToken):
+        oidc.verify_id_token(token, policy, policy.audiences)
+    assert certs.requests == 0
+
+
+def test_an_escaped_exception_is_a_500_json_logged_with_its_class_only(client, seed, monkeypatch, capfd):
+    secret_text = "postgresql://u:hunter2-very-secret@db/x"
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise KeyError(secret_text)  # a bug of ours whose message quotes a secret
+
+    monkeypatch.setattr("lib.run.load_candidates", broken)
+    capfd.readouterr()
+    response = client.post("/", headers=bearer())
+    logged = capfd.readouterr().err
+    assert response.status_code == 500
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert body == {"success": False, "error": "Internal error", "invocationId": body["invocationId"]}
+    assert len(body["invocationId"]) == 36
+    failed = [line for line in logged.splitlines() if " run_failed " in line]
+    assert len(failed) == 1, logged
+    assert " ERROR run_failed " in failed[0]
+    assert f"invocationId={body['invocationId']}" in failed[0]
+    assert 'error="Internal error"' in failed[0] and "exception=KeyError" in failed[0]
+    assert "where=test_oidc.py:" in failed[0]
+    assert "hunter2" not in logged and "hunter2" not in response.get_data(as_text=True)
+
+
+def test_time_spent_verifying_an_id_token_counts_toward_the_budget(client, oidc_env, google_key, seed):
+    # A slow certificate fetch: the run's budget counts from the request's arrival, not from after
+    # authentication (before the fix durationMs left the 2 s out and the answer could overrun by it).
+    seed.client("c1")
+    oidc_env.delay_s = 2.0
+    response = call(client, sign(google_key, claims_for()))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["durationMs"] >= 2000

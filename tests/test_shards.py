@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from datetime import UTC, datetime
@@ -10,18 +11,20 @@ from typing import Any
 import pytest
 
 from devtools.pgserver import admin_connection
-from lib.config import DEFAULT_LOCK_KEY, LOCK_KEYS_SPAN
+from lib.config import DEFAULT_LOCK_KEY, LOCK_KEYS_SPAN, Settings
 from lib.db import connect
 from lib.dburl import parse_database_url
+from lib.errors import InvalidParameter
 from lib.lock import lock_key
 from lib.model import UNSHARDED, Shard, Source
-from lib.options import MAX_SHARDS
+from lib.options import MAX_SHARDS, parse_options
 from lib.store import load_candidates, shard_of
 from sandbox.providers import weekday_slots
 from tests.conftest import bearer
 from tests.helpers import assert_invariants, run_cron
 
 GHL_LINK = "https://api.leadconnectorhq.com/widget/booking/{}"
+SETTINGS = Settings.from_env({"DATABASE_URL": "postgresql://u:p@localhost/db"})
 
 
 def test_every_lock_key_is_distinct_and_within_the_documented_span():
@@ -62,8 +65,9 @@ def test_the_sql_partition_matches_shard_of_and_is_even(seed, db_url):
 @pytest.mark.parametrize(
     ("query", "param", "detail"),
     [
-        ("shard=4&shards=4", "shard", "must be less than shards (4)"),
+        ("shard=4&shards=4", "shard", "must be at least 0 and less than shards (4)"),
         ("shard=2", "shard", "needs 'shards' (the number of shards)"),
+        ("shard=0", "shard", "needs 'shards' (the number of shards)"),
         ("shard=x&shards=2", "shard", "must be a base-10 integer"),
         ("shard=0&shards=", "shards", "must be a base-10 integer"),
     ],
@@ -71,6 +75,51 @@ def test_the_sql_partition_matches_shard_of_and_is_even(seed, db_url):
 def test_bad_shard_options_are_a_400(client, query, param, detail):
     body = run_cron(client, query, expect=400)
     assert (body["param"], body["detail"]) == (param, detail)
+
+
+@pytest.mark.parametrize(
+    ("values", "shards"),
+    [
+        ({"shard": "100", "shards": "64"}, 64),
+        ({"shard": "64", "shards": "64"}, 64),
+        ({"shard": "-1", "shards": "4"}, 4),
+        ({"shard": "-1", "shards": "999"}, 64),
+        ({"shard": "64", "shards": "999"}, 64),
+        ({"shard": "3", "shards": "0"}, 1),  # shards clamps up to 1: only shard 0 exists
+        ({"shard": "1", "shards": "-5"}, 1),
+        ({"shard": "9" * 5000, "shards": "64"}, 64),
+        ({"shard": "-" + "9" * 5000, "shards": "64"}, 64),
+        ({"shard": 100, "shards": 64}, 64),  # JSON body numbers
+        ({"shard": -1, "shards": 2}, 2),
+        ({"shard": 10**30, "shards": 10**30}, 64),
+    ],
+)
+def test_a_shard_outside_the_clamped_shards_is_a_400_naming_shard(values, shards):
+    # Before the fix `shard` was clamped to [0, 63] first: shard=100&shards=64 ran shard 63, shard=-1 shard 0.
+    with pytest.raises(InvalidParameter) as raised:
+        parse_options({}, json.dumps(values).encode(), "application/json", SETTINGS)
+    assert (raised.value.param, raised.value.detail) == ("shard", f"must be at least 0 and less than shards ({shards})")
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"shard": "5", "shards": "100"}, Shard(5, 64)),  # shards clamps to 64; shard 5 exists there
+        ({"shard": "63", "shards": "64"}, Shard(63, 64)),
+        ({"shard": "0", "shards": "1"}, Shard(0, 1)),
+        ({"shard": " 2 ", "shards": "3"}, Shard(2, 3)),
+        ({"shard": "+1", "shards": "2"}, Shard(1, 2)),
+        ({"shards": "8"}, Shard(0, 8)),
+    ],
+)
+def test_a_shard_inside_the_clamped_shards_is_run_as_given(query, expected):
+    assert parse_options(query, b"", "", SETTINGS).shard == expected
+
+
+def test_a_wrong_shard_is_refused_through_the_function(client, seed, db_url):
+    seed.client("only-one")
+    body = run_cron(client, "shard=100&shards=64", expect=400)
+    assert (body["error"], body["param"]) == ("Invalid parameter", "shard")
 
 
 def test_shards_is_clamped_and_echoed(client, seed):
