@@ -37,7 +37,20 @@ def _candidate(client_id: str) -> Candidate:
 
 def _refreshed(client_id: str) -> RefreshOutcome:
     now = datetime.now(UTC)
-    return RefreshOutcome(client_id, Outcome.REFRESHED, now, now, now, None, None, "hubspot", "", 30, ("slot",), {})
+    return RefreshOutcome(
+        client_id=client_id,
+        outcome=Outcome.REFRESHED,
+        fetched_at=now,
+        stale_at=now,
+        range_end=now,
+        error=None,
+        calendar_link_id=None,
+        calendar_type="hubspot",
+        calendar_url="",
+        slot_duration_minutes=30,
+        slots=("slot",),
+        provider_meta={},
+    )
 
 
 def test_a_refresh_that_finished_while_the_writer_was_busy_is_not_an_overrun():
