@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import uuid
 from collections.abc import Sequence
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from lib import jsonfast
 from lib.db import Database
 from lib.model import CachedState, Candidate, DefaultLink, WorkspaceConfig
 from lib.options import Shard, Source
@@ -213,8 +213,8 @@ def _row_json(outcome: RefreshOutcome) -> str:
             "lastError": outcome.last_error,
         }
     )
-    row["slotsUtc"] = list(outcome.slots)  # our own ISO text (lib/slots.py): always storable
-    return json.dumps(row, separators=(",", ":"))
+    # The slots are our own ISO text (lib/slots.py): always storable, and joined into the text at once.
+    return jsonfast.object_with_strings(row, "slotsUtc", outcome.slots)
 
 
 def _storable(value: Any) -> Any:
