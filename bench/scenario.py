@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from bench.child import RunSample, RunSpec, measure_in_child
 from bench.database import BenchServer, Counters, seed
@@ -62,7 +63,14 @@ def run_group(server: BenchServer, spec: GroupSpec, fakes: FakeProviders, say: S
         "warm-up", max(WARM_UP_CONCURRENCY, *spec.concurrencies), variant=None, budget_ms=WARM_UP_BUDGET_MS
     )
     say(f"warm-up: {warm_up.refreshed} refreshed, {warm_up.failed} failed in {warm_up.wall_s:.1f} s")
-    scenarios = [_scenario(measure, concurrency, say) for concurrency in spec.concurrencies]
+    steady = {concurrency: _steady_runs(measure, concurrency, say) for concurrency in spec.concurrencies}
+    # WAL with the full-page images production pays after each checkpoint, after every steady-state run:
+    # a run soon after a checkpoint pays an image for each page it is the first to touch since.
+    for concurrency, (runs, _) in steady.items():
+        for _ in range(spec.repeat if spec.checkpoint_runs else 0):
+            runs.append(measure.run("changed-ckpt", concurrency, variant=measure.next_variant(), checkpoint=True))
+            runs.append(measure.run("unchanged-ckpt", concurrency, variant=None, checkpoint=True))
+    scenarios = [_scenario(measure, concurrency, *steady[concurrency]) for concurrency in spec.concurrencies]
     http = baseline = None
     if spec.http:
         concurrency = spec.concurrencies[0]
@@ -75,21 +83,24 @@ def run_group(server: BenchServer, spec: GroupSpec, fakes: FakeProviders, say: S
     return GroupResult(scenarios, warm_up, http, baseline, seed_s)
 
 
-def _scenario(measure: _Measurer, concurrency: int, say: Say) -> ScenarioResult:
-    spec = measure.spec
+def _steady_runs(measure: _Measurer, concurrency: int, say: Say) -> tuple[list[RunFigures], list[dict[str, Any]]]:
+    """R repetitions of a run whose slots all changed and one where none did; and their statements."""
     runs: list[RunFigures] = []
-    for repetition in range(1, spec.repeat + 1):
+    for repetition in range(1, measure.spec.repeat + 1):
         changed = measure.run("changed", concurrency, variant=measure.next_variant())
         unchanged = measure.run("unchanged", concurrency, variant=None)
         runs += [changed, unchanged]
-        if spec.checkpoint_runs:  # WAL with the full-page images production pays after each checkpoint
-            runs.append(measure.run("changed-ckpt", concurrency, variant=measure.next_variant(), checkpoint=True))
-            runs.append(measure.run("unchanged-ckpt", concurrency, variant=None, checkpoint=True))
         say(
             f"C={concurrency} #{repetition}: {changed.wall_s:.2f} s changed, {unchanged.wall_s:.2f} s unchanged, "
             f"{changed.refreshed}+{unchanged.refreshed} refreshed, {changed.failed}+{unchanged.failed} failed"
         )
-    statements = measure.server.statement_breakdown(measure.database)  # before our own query below
+    return runs, measure.server.statement_breakdown(measure.database)
+
+
+def _scenario(
+    measure: _Measurer, concurrency: int, runs: list[RunFigures], statements: list[dict[str, Any]]
+) -> ScenarioResult:
+    spec = measure.spec
     _, slots = measure.server.cache_summary(measure.url)
     fields = summarize(
         runs,
