@@ -245,6 +245,9 @@ def _code_version() -> str:
 
 
 def _print_profile(profile: dict[str, Any]) -> None:
+    print("\nprofile, own time by group (idle waits left out):")
+    for group in profile["groups"]:
+        print(f"  {group['own_s']:8.2f} s {group['share']:6.1%}  {group['group']}")
     for order in ("cumulative", "tottime"):
         print(f"\nprofile, top by {order}:")
         for entry in profile[order]:
