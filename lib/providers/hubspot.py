@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 from lib.config import DEFAULT_HUBSPOT_BASE_URL
 from lib.errors import ProviderError, ProviderHTTPError, ProviderTimeout
 from lib.providers.base import FetchContext, ProviderResult, expect_dict, expect_list
-from lib.slots import Window, checked_instants, unique_instants
+from lib.slots import Window, checked_instants, checked_ms, unique_instants
 
 TIMEOUT_S = 12.0
 THIRTY_MINUTES_MS = "1800000"
@@ -145,13 +145,15 @@ def parse_availability_page(data: Any) -> AvailabilityPage:
         raise ProviderError(f"{NAME} link offers no 30-minute meetings")
     bucket = expect_dict(by_duration[THIRTY_MINUTES_MS], f"{NAME} 30-minute availabilities")
     entries = expect_list(bucket.get("availabilities"), f"{NAME} 30-minute availabilities list")
-    return AvailabilityPage(checked_instants(_start_values(entries)), has_more)
+    return AvailabilityPage(_starts(entries), has_more)
 
 
-def _start_values(entries: list[Any]) -> list[Any]:
-    """Each entry's `startMillisUtc`, unchecked (`checked_instants` checks them). An entry that is not
-    an object, or lacks the field, sends the list through the one-by-one loop, which names the fault."""
+def _starts(entries: list[Any]) -> list[int]:
+    """Each entry's `startMillisUtc`, checked. The comprehension is the usual case; an entry that is not
+    an object, or lacks the field, sends the list through the one-by-one loop, which finds and names
+    the first fault in the order the entries came, as a single loop would."""
     try:
-        return [entry["startMillisUtc"] for entry in entries]
+        values = [entry["startMillisUtc"] for entry in entries]
     except (KeyError, TypeError):
-        return [expect_dict(entry, f"{NAME} availability").get("startMillisUtc") for entry in entries]
+        return [checked_ms(expect_dict(entry, f"{NAME} availability").get("startMillisUtc")) for entry in entries]
+    return checked_instants(values)
