@@ -20,7 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.child import one_cpu
 from bench.database import BenchServer
+from bench.latency import LatencyModel
 from bench.probes import measure_cold_start, probe_sandbox
 from bench.profiling import top_entries
 from bench.results import ScenarioResult, table, write_json
@@ -56,6 +58,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="CHECKPOINT before each run, so WAL includes full-page images (worst case)",
     )
+    parser.add_argument(
+        "--checkpoint-runs",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="per repetition, the changed and unchanged runs again right after a CHECKPOINT (WAL only; default on)",
+    )
+    parser.add_argument(
+        "--realistic-latency",
+        action="store_true",
+        help="draw each request's latency: lognormal (median = --latency-ms, p99 1.5 s) plus 1%% at 5 s",
+    )
+    parser.add_argument(
+        "--one-core", action="store_true", help="pin the refreshing process to one CPU (the deployed 1 vCPU)"
+    )
     parser.add_argument("--profile", action="store_true", help="profile one extra run with cProfile")
     parser.add_argument("--probe-seconds", type=float, help="sandbox capacity probe length (default 5; quick 2; 0 off)")
     parser.add_argument("--cold-start-samples", type=int, help="fresh interpreters for the cold start (default 5)")
@@ -83,6 +99,7 @@ def build_groups(args: argparse.Namespace, today: Any) -> list[GroupSpec]:
         base = ((args.workspaces or default_n, args.latency_ms or default_l, args.concurrency or default_c),)
     repeat = args.repeat or (1 if quick else 3)
     profile_path = args.output.with_suffix(".prof") if args.profile else None
+    cpus = one_cpu() if args.one_core else None
     groups = [
         GroupSpec(
             n,
@@ -95,6 +112,9 @@ def build_groups(args: argparse.Namespace, today: Any) -> list[GroupSpec]:
             http=False,
             profile_path=None,
             today=today,
+            latency_model=LatencyModel(median_s=latency / 1000) if args.realistic_latency else None,
+            cpus=cpus,
+            checkpoint_runs=args.checkpoint_runs,
         )
         for n, latency, cs in base
     ]
@@ -127,9 +147,9 @@ def main(argv: list[str] | None = None) -> int:
             for index, group in enumerate(groups):
                 say(f"== N={group.workspaces} L={group.latency_ms:g} ms C={list(group.concurrencies)}")
                 with start_fakes(group) as fakes:
-                    if index == 0 and (
-                        args.probe_seconds if args.probe_seconds is not None else 2 if args.quick else 5
-                    ):
+                    probe_seconds = args.probe_seconds if args.probe_seconds is not None else 2 if args.quick else 5
+                    # The probe judges the sandbox against C/L: meaningless when every delay is drawn.
+                    if index == 0 and probe_seconds and group.latency_model is None:
                         probe = _probe(fakes, group, args, say)
                     results.append(run_group(server, group, fakes, say))
     finally:
@@ -225,6 +245,9 @@ def _code_version() -> str:
 
 
 def _print_profile(profile: dict[str, Any]) -> None:
+    print("\nprofile, own time by group (idle waits left out):")
+    for group in profile["groups"]:
+        print(f"  {group['own_s']:8.2f} s {group['share']:6.1%}  {group['group']}")
     for order in ("cumulative", "tottime"):
         print(f"\nprofile, top by {order}:")
         for entry in profile[order]:

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from multiprocessing.connection import Connection
 from typing import Any
 
+from bench.latency import DrawRecorder, LatencyModel
 from bench.workload import PROVIDER_ZONES, Provider, Workspace, slot_starts, workspaces
 
 
@@ -27,6 +28,7 @@ class FakeConfig:
     slots_per_day: int
     today: date
     cache_payloads: bool = True
+    latency_model: LatencyModel | None = None  # each request's delay drawn from it instead of latency_s
 
 
 class FakeProviders:
@@ -47,6 +49,10 @@ class FakeProviders:
     def set_variant(self, variant: int) -> None:
         """Re-register every calendar with the slots of `variant` (another variant changes every slot)."""
         self._call("variant", variant, timeout_s=600)
+
+    def take_draws(self) -> dict[str, list[float]]:
+        """With a latency model: the delays drawn since the last call, by calendar key (else empty)."""
+        return dict(self._call("draws"))
 
     def stats(self) -> FakeStats:
         requests, cpu_s = self._call("stats")
@@ -86,6 +92,8 @@ def _serve(pipe: Connection, config: FakeConfig) -> None:
     from sandbox.providers import ProviderSandbox
 
     sandbox = ProviderSandbox(latency_s=config.latency_s, cache_payloads=config.cache_payloads)
+    recorder = DrawRecorder(config.latency_model) if config.latency_model else None
+    sandbox.set_latency_sampler(recorder)
     try:
         _register(sandbox, config, variant=0)
         sandbox.start()
@@ -98,6 +106,8 @@ def _serve(pipe: Connection, config: FakeConfig) -> None:
             if command == "variant":
                 _register(sandbox, config, variant=int(args[0]))
                 pipe.send(("ok", None))
+            elif command == "draws":
+                pipe.send(("ok", recorder.take() if recorder else {}))
             elif command == "stats":
                 times = os.times()
                 pipe.send(("ok", (sandbox.total_requests, times.user + times.system)))

@@ -31,7 +31,9 @@ class Spread:
 class RunFigures:
     """One measured run; every database figure is read from the server, every request count from the sandbox."""
 
-    kind: str  # "changed" (every slot differs from the last run), "unchanged", "http" or "warm-up"
+    # "changed" (every slot differs from the last run), "unchanged", the same two right after a CHECKPOINT
+    # ("changed-ckpt", "unchanged-ckpt": WAL only), "http", "warm-up" or "profiled"
+    kind: str
     wall_s: float
     cpu_s: float
     peak_rss_mb: float
@@ -45,6 +47,8 @@ class RunFigures:
     wal_fpi: int
     provider_requests: int
     sandbox_cpu_s: float
+    ideal_s: float  # the network ideal of this run: done·L/C, or from the drawn latencies (bench/latency.py)
+    cpus: int  # CPUs the refreshing process could use
 
     @property
     def done(self) -> int:
@@ -64,12 +68,14 @@ class ScenarioResult:
     concurrency: int
     budget_ms: int
     repeat: int
+    latency_model: str  # "fixed", or the lognormal's description
+    cpus: int  # CPUs the refreshing process was pinned to (the machine's count when not pinned)
     slots_per_workspace: float  # measured in the cache rows after the runs
-    network_ideal_s: float  # N·L/C
+    network_ideal_s: float  # N·L/C (with drawn latencies: the median over the runs of their drawn ideal)
     wall_s: Spread
     wall_unchanged_s: Spread
     workspaces_per_s: Spread
-    efficiency: Spread  # (done·L/C) / wall, the issue's network ideal (done = refreshed + failed)
+    efficiency: Spread  # ideal / wall: (done·L/C) / wall, or the drawn latencies' ideal / wall
     request_efficiency: Spread  # (provider requests·L/C) / wall: HubSpot needs two requests a workspace
     cpu_ms_per_workspace: Spread
     db_round_trips_per_workspace: Spread
@@ -78,6 +84,8 @@ class ScenarioResult:
     wal_bytes_per_workspace_unchanged: Spread
     wal_fpi_per_workspace_changed: Spread
     wal_fpi_per_workspace_unchanged: Spread
+    wal_bytes_per_workspace_changed_ckpt: Spread  # the same runs right after a CHECKPOINT: full-page images
+    wal_bytes_per_workspace_unchanged_ckpt: Spread
     peak_rss_mb: Spread
     provider_requests_per_workspace: Spread
     sandbox_cpu_share: Spread  # sandbox CPU seconds per wall second (1.0 = a whole core)
@@ -89,11 +97,21 @@ class ScenarioResult:
 
 
 def summarize(
-    runs: Sequence[RunFigures], *, workspaces: int, latency_ms: float, concurrency: int, budget_ms: int, slots: float
+    runs: Sequence[RunFigures],
+    *,
+    workspaces: int,
+    latency_ms: float,
+    concurrency: int,
+    budget_ms: int,
+    slots: float,
+    drawn: bool = False,
 ) -> dict[str, Any]:
-    """The Spread fields of a ScenarioResult from its measured runs ("changed" ones lead, as the harder case)."""
+    """The Spread fields of a ScenarioResult from its measured runs ("changed" ones lead, as the harder case).
+    `drawn`: the sandbox drew each request's latency, and each run carries its own ideal."""
     changed = [run for run in runs if run.kind == "changed"]
     unchanged = [run for run in runs if run.kind == "unchanged"]
+    changed_ckpt = [run for run in runs if run.kind == "changed-ckpt"]
+    unchanged_ckpt = [run for run in runs if run.kind == "unchanged-ckpt"]
     latency_s = latency_ms / 1000
 
     def spread(rows: Sequence[RunFigures], value: Any) -> Spread:
@@ -101,12 +119,20 @@ def summarize(
 
     return {
         "slots_per_workspace": round(slots, 1),
-        "network_ideal_s": round(workspaces * latency_s / concurrency, 3),
+        "network_ideal_s": round(
+            statistics.median([r.ideal_s for r in changed])
+            if drawn and changed
+            else workspaces * latency_s / concurrency,
+            3,
+        ),
         "wall_s": spread(changed, lambda r: r.wall_s),
         "wall_unchanged_s": spread(unchanged, lambda r: r.wall_s),
         "workspaces_per_s": spread(changed, lambda r: r.done / r.wall_s),
-        "efficiency": spread(changed, lambda r: r.done * latency_s / concurrency / r.wall_s),
-        "request_efficiency": spread(changed, lambda r: r.provider_requests * latency_s / concurrency / r.wall_s),
+        "efficiency": spread(changed, lambda r: r.ideal_s / r.wall_s),
+        # With drawn latencies a request has no fixed L: the figure would mean nothing.
+        "request_efficiency": spread(
+            [] if drawn else changed, lambda r: r.provider_requests * latency_s / concurrency / r.wall_s
+        ),
         "cpu_ms_per_workspace": spread(changed, lambda r: r.cpu_s * 1000 / r.per),
         "db_round_trips_per_workspace": spread(changed, lambda r: r.db_round_trips / r.per),
         "db_statements_per_workspace": spread(changed, lambda r: r.db_statements / r.per),
@@ -114,19 +140,22 @@ def summarize(
         "wal_bytes_per_workspace_unchanged": spread(unchanged, lambda r: r.wal_bytes / r.per),
         "wal_fpi_per_workspace_changed": spread(changed, lambda r: r.wal_fpi / r.per),
         "wal_fpi_per_workspace_unchanged": spread(unchanged, lambda r: r.wal_fpi / r.per),
+        "wal_bytes_per_workspace_changed_ckpt": spread(changed_ckpt, lambda r: r.wal_bytes / r.per),
+        "wal_bytes_per_workspace_unchanged_ckpt": spread(unchanged_ckpt, lambda r: r.wal_bytes / r.per),
         "peak_rss_mb": spread(changed, lambda r: r.peak_rss_mb),
         "provider_requests_per_workspace": spread(changed, lambda r: r.provider_requests / r.per),
         "sandbox_cpu_share": spread(changed, lambda r: r.sandbox_cpu_s / r.wall_s),
-        "finished_within_budget": all(run.finished_within_budget for run in changed + unchanged),
-        "refreshed_min": min((run.refreshed for run in changed + unchanged), default=0),
-        "failed_max": max((run.failed for run in changed + unchanged), default=0),
+        "finished_within_budget": all(run.finished_within_budget for run in runs),
+        "refreshed_min": min((run.refreshed for run in runs), default=0),
+        "failed_max": max((run.failed for run in runs), default=0),
     }
 
 
 _COLUMNS = (
     ("N", 6),
-    ("L ms", 5),
+    ("L ms", 6),
     ("C", 4),
+    ("cores", 5),
     ("wall s (min-max)", 18),
     ("ws/s", 6),
     ("eff", 5),
@@ -136,6 +165,8 @@ _COLUMNS = (
     ("stmt/ws", 7),
     ("WAL B/ws chg", 12),
     ("WAL B/ws same", 13),
+    ("ckpt chg", 8),
+    ("ckpt same", 9),
     ("RSS MB", 6),
     ("req/ws", 6),
     ("sbx CPU", 7),
@@ -151,17 +182,20 @@ def table(results: Sequence[ScenarioResult]) -> str:
     for r in results:
         cells = (
             f"{r.workspaces}",
-            f"{r.latency_ms:g}",
+            f"{r.latency_ms:g}" if r.latency_model == "fixed" else f"ln{r.latency_ms:g}",
             f"{r.concurrency}",
+            f"{r.cpus}",
             f"{r.wall_s.median:.2f} ({r.wall_s.min:.1f}-{r.wall_s.max:.1f})",
             f"{r.workspaces_per_s.median:.1f}",
             f"{r.efficiency.median:.2f}",
-            f"{r.request_efficiency.median:.2f}",
+            "-" if math.isnan(r.request_efficiency.median) else f"{r.request_efficiency.median:.2f}",
             f"{r.cpu_ms_per_workspace.median:.2f}",
             f"{r.db_round_trips_per_workspace.median:.4f}",
             f"{r.db_statements_per_workspace.median:.4f}",
             f"{r.wal_bytes_per_workspace_changed.median:.0f}",
             f"{r.wal_bytes_per_workspace_unchanged.median:.0f}",
+            _whole(r.wal_bytes_per_workspace_changed_ckpt.median),
+            _whole(r.wal_bytes_per_workspace_unchanged_ckpt.median),
             f"{r.peak_rss_mb.median:.0f}",
             f"{r.provider_requests_per_workspace.median:.2f}",
             f"{r.sandbox_cpu_share.median:.2f}",
@@ -170,6 +204,10 @@ def table(results: Sequence[ScenarioResult]) -> str:
         )
         lines.append("  ".join(cell.rjust(width) for cell, (_, width) in zip(cells, _COLUMNS, strict=True)))
     return "\n".join(lines)
+
+
+def _whole(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.0f}"
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:

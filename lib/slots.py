@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
+from itertools import islice
+from operator import lt
+from typing import TypeVar
 
 from lib.errors import ProviderResponseError
 
@@ -13,6 +16,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Instants a calendar can plausibly offer (rejects garbage such as year 0001 or 9999).
 _MIN_MS = 946_684_800_000  # 2000-01-01
 _MAX_MS = 4_102_444_800_000  # 2100-01-01
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 @dataclass(frozen=True)
@@ -43,26 +48,54 @@ def to_ms(moment: datetime) -> int:
 
 def parse_instant_ms(text: object) -> int:
     """Epoch ms of an ISO-8601 timestamp that carries an offset; anything else is a ProviderResponseError."""
-    if not isinstance(text, str) or len(text) > 64:
-        raise ProviderResponseError(f"slot time is not a timestamp string: {_preview(text)}")
-    return _parse_cached(text)
+    known = _MS_BY_TEXT.get(text) if isinstance(text, str) else None
+    return known if known is not None else _parse_and_remember(text)
+
+
+def instants_from_texts(texts: Sequence[object]) -> list[int]:
+    """`parse_instant_ms` of every item, in order: one dictionary lookup a slot when all are known."""
+    try:
+        return [_MS_BY_TEXT[text] for text in texts]  # type: ignore[index]  # unhashable items fall back below
+    except (KeyError, TypeError):  # a text not seen yet (or not a string): parse each, strictly
+        return [parse_instant_ms(text) for text in texts]
+
+
+def checked_instants(values: Sequence[object]) -> list[int]:
+    """`checked_ms` of every item, in order; integers inside the range (the usual answer) pass in one sweep."""
+    kinds = set(map(type, values))  # `type`, not isinstance: a bool is an int, and never an instant
+    if kinds == {int} and min(values) >= _MIN_MS and max(values) <= _MAX_MS:  # type: ignore[type-var, operator]
+        return list(values)  # type: ignore[arg-type]  # every item was just checked to be an int
+    return [checked_ms(value) for value in values]
 
 
 # Slots sit on a shared grid (every quarter hour of the next month), so a few thousand distinct
-# texts and instants cover every workspace of a run: caching them turns the per-slot parsing and
-# formatting, the largest CPU cost of a refresh, into dictionary lookups. Bounded; thread-safe.
+# texts and instants cover every workspace of a run: remembering them turns the per-slot parsing
+# and formatting, the largest CPU cost of a refresh, into dictionary lookups. Plain dicts (a get or
+# a set is atomic under the GIL), emptied when full so that odd inputs cannot grow them without end.
+# Only texts that parsed are remembered, so a hit is always a valid, checked instant.
 _CACHE_SIZE = 1 << 15
+_MS_BY_TEXT: dict[str, int] = {}
+_ISO_BY_MS: dict[int, str] = {}
 
 
-@lru_cache(maxsize=_CACHE_SIZE)
-def _parse_cached(text: str) -> int:
+def _parse_and_remember(text: object) -> int:
+    if not isinstance(text, str) or len(text) > 64:
+        raise ProviderResponseError(f"slot time is not a timestamp string: {_preview(text)}")
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
         raise ProviderResponseError(f"invalid slot time {_preview(text)}") from exc
     if moment.tzinfo is None:
         raise ProviderResponseError(f"slot time without a UTC offset: {_preview(text)}")
-    return checked_ms(to_ms(moment))
+    ms = checked_ms(to_ms(moment))
+    _remember(_MS_BY_TEXT, text, ms)
+    return ms
+
+
+def _remember(cache: dict[_K, _V], key: _K, value: _V) -> None:
+    if len(cache) >= _CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
 
 
 def checked_ms(value: object) -> int:
@@ -74,11 +107,14 @@ def checked_ms(value: object) -> int:
     return int(value)
 
 
-@lru_cache(maxsize=_CACHE_SIZE)
 def iso_from_ms(ms: int) -> str:
     """The cache's exact form, as JavaScript's toISOString writes it: YYYY-MM-DDTHH:MM:SS.sssZ."""
-    moment = _EPOCH + timedelta(milliseconds=ms)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+    text = _ISO_BY_MS.get(ms)
+    if text is None:
+        moment = _EPOCH + timedelta(milliseconds=ms)
+        text = f"{moment:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+        _remember(_ISO_BY_MS, ms, text)
+    return text
 
 
 def day_chunks(first: date, last: date, max_days: int) -> list[tuple[date, date]]:
@@ -118,14 +154,22 @@ def ms_chunks(start_ms: int, end_ms: int, max_span_ms: int) -> list[tuple[int, i
 
 def unique_instants(instants_ms: Iterable[int]) -> list[int]:
     """The instants sorted, each once: how the answers of several chunks are joined."""
-    return sorted(set(instants_ms))
+    listed = instants_ms if isinstance(instants_ms, list) else list(instants_ms)
+    if all(map(lt, listed, islice(listed, 1, None))):  # already strictly increasing, as providers answer
+        return list(listed)
+    return sorted(set(listed))
 
 
 def normalize_slots(instants_ms: Iterable[int], window: Window) -> tuple[str, ...]:
     """The instants inside the window, de-duplicated, sorted, in the cache's ISO form."""
-    start, end = window.start_ms, window.end_ms
-    kept = sorted({ms for ms in instants_ms if start <= ms <= end})
-    return tuple(iso_from_ms(ms) for ms in kept)
+    ordered = unique_instants(instants_ms)
+    first = bisect_left(ordered, window.start_ms)
+    last = bisect_right(ordered, window.end_ms)
+    inside = ordered[first:last]
+    try:
+        return tuple([_ISO_BY_MS[ms] for ms in inside])
+    except KeyError:  # an instant not formatted yet
+        return tuple([iso_from_ms(ms) for ms in inside])
 
 
 def _preview(value: object) -> str:

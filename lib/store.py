@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from lib import jsonfast
 from lib.db import CONSTRAINT_VIOLATED, Database
 from lib.errors import DatabaseError
 from lib.model import (
@@ -248,8 +248,8 @@ def _row_json(outcome: RefreshOutcome) -> str:
             "lastError": outcome.last_error,
         }
     )
-    row["slotsUtc"] = list(outcome.slots)  # our own ISO text (lib/slots.py): always storable
-    return json.dumps(row, separators=(",", ":"))
+    # The slots are our own ISO text (lib/slots.py): always storable, and joined into the text at once.
+    return jsonfast.object_with_strings(row, "slotsUtc", outcome.slots)
 
 
 def _storable(value: Any) -> Any:

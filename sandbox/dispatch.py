@@ -59,7 +59,8 @@ def handle(state: SandboxState, method: str, target: str, headers: dict[str, str
             fault is None and found.availability and state.failure_rate > 0 and state.rng.random() < state.failure_rate
         )
     # Sleeping on the stop event, not time.sleep, lets `stop()` release waiting handlers at once.
-    if state.latency_s and state.stopping.wait(state.latency_s):
+    delay = state.request_delay(found.key)
+    if delay and state.stopping.wait(delay):
         return None
     extra: Headers = ()
     if fault is not None:

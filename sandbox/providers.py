@@ -194,6 +194,11 @@ class ProviderSandbox:
         if fault is not None:
             self.set_fault(path, fault)
 
+    def set_latency_sampler(self, sampler: Callable[[str | None], float] | None) -> None:
+        """Draw each request's delay (seconds) with `sampler(calendar key)` instead of the fixed latency;
+        None goes back to the fixed one. For benchmarks with realistic, uneven provider latency."""
+        self._state.latency_sampler = sampler
+
     def set_fault(self, key: str, fault: Fault | None) -> None:
         """Set or clear (None) the fault for a uuid, slug, calendar id or page path."""
         self._state.set_fault(key, fault)

@@ -40,6 +40,8 @@ class SandboxState:
         ghl_max_span_days: int,
     ) -> None:
         self.latency_s = latency_s
+        # Set by a benchmark: each request's delay drawn by this function of its calendar key instead.
+        self.latency_sampler: Callable[[str | None], float] | None = None
         self.failure_rate = failure_rate
         self.generate_unknown = generate_unknown
         self.seed = seed
@@ -82,6 +84,11 @@ class SandboxState:
             else:
                 self.faults[key] = fault
                 self.fault_left[key] = fault.times
+
+    def request_delay(self, key: str | None) -> float:
+        """How long to wait before answering a request about `key`."""
+        sampler = self.latency_sampler
+        return self.latency_s if sampler is None else sampler(key)
 
     def take_fault(self, key: str) -> Fault | None:
         """The fault for `key`, using up one of its `times`; the caller holds `lock`."""

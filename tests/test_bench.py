@@ -4,15 +4,19 @@ exactly what the uncached sandbox answers."""
 from __future__ import annotations
 
 import json
+import random
+import statistics
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from bench.fakes import register_calendar
+from bench.latency import LatencyModel, drawn_ideal_s
 from bench.workload import PROVIDER_ZONES, slot_starts, workspaces
 from sandbox.providers import ProviderSandbox
 
@@ -54,8 +58,49 @@ def _check_scenario(scenario: dict[str, Any]) -> None:
     assert 20 < medians["peak_rss_mb"] < 2_000
     assert 1 <= medians["provider_requests_per_workspace"] <= 3
     assert medians["sandbox_cpu_share"] >= 0
-    assert {run["kind"] for run in scenario["runs"]} == {"changed", "unchanged"}
+    assert {run["kind"] for run in scenario["runs"]} == {"changed", "unchanged", "changed-ckpt", "unchanged-ckpt"}
+    # After a CHECKPOINT every first change of a page is a full-page image: more WAL than at steady state.
+    assert medians["wal_bytes_per_workspace_unchanged_ckpt"] > medians["wal_bytes_per_workspace_unchanged"]
+    assert all(run["ideal_s"] > 0 for run in scenario["runs"])
     assert scenario["statements"] and all(row["calls"] > 0 for row in scenario["statements"])
+
+
+def test_quick_bench_with_drawn_latencies_on_one_core(tmp_path: Path) -> None:
+    output = tmp_path / "latest.json"
+    command = [sys.executable, "-m", "bench", "--quick", "-n", "30", "--latency-ms", "5", "-c", "8", "--repeat", "1"]
+    command += ["--realistic-latency", "--one-core", "--no-http", "--no-checkpoint-runs"]
+    command += ["--cold-start-samples", "1", "--output", str(output)]
+
+    finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    (scenario,) = json.loads(output.read_text())["scenarios"]
+    assert scenario["cpus"] == 1 and scenario["latency_model"].startswith("lognormal")
+    assert {run["kind"] for run in scenario["runs"]} == {"changed", "unchanged"}
+    for run in scenario["runs"]:
+        assert run["cpus"] == 1 and run["refreshed"] == 30
+        # The ideal comes from the drawn delays (median 5 ms, but a 5 s one in a hundred), not from N·L/C.
+        assert run["ideal_s"] > 0 and run["ideal_s"] != round(30 * 0.005 / 8, 3)
+    assert scenario["request_efficiency"]["median"] is None  # no fixed L to count requests against
+    assert " ln5 " in finished.stdout
+
+
+def test_latency_model_has_the_asked_median_tail_and_slow_share() -> None:
+    model = LatencyModel(median_s=0.2, p99_s=1.5, slow_share=0.01, slow_s=5.0)
+    rng = random.Random(5)
+    draws = sorted(model.draw(rng) for _ in range(40_000))
+    slow = sum(1 for d in draws if d == 5.0)
+    assert 0.008 < slow / len(draws) < 0.012
+    lognormal = [d for d in draws if d != 5.0]
+    assert 0.19 < statistics.median(lognormal) < 0.21
+    assert 1.35 < lognormal[int(0.99 * len(lognormal))] < 1.65
+
+
+def test_drawn_ideal_is_the_larger_of_the_shared_work_and_the_longest_workspace() -> None:
+    # Two requests of one workspace (HubSpot's months) run side by side: the workspace costs the longer.
+    assert drawn_ideal_s({"a": [0.2, 0.4], "b": [0.2], "c": [0.2]}, concurrency=2) == pytest.approx(0.4)
+    assert drawn_ideal_s({"a": [5.0], "b": [0.2], "c": [0.2]}, concurrency=32) == 5.0
+    assert drawn_ideal_s({}, concurrency=4) == 0.0
 
 
 def test_cached_payloads_equal_rendered_ones() -> None:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from lib.errors import ProviderError, ProviderHTTPError
 from lib.providers.base import FetchContext, ProviderResult, expect_dict, expect_list
-from lib.slots import day_chunks, parse_instant_ms, unique_instants
+from lib.slots import day_chunks, instants_from_texts, parse_instant_ms, unique_instants
 
 LOOKUP_TIMEOUT_S = 12.0
 RANGE_TIMEOUT_S = 20.0
@@ -173,12 +173,25 @@ def parse_range(data: Any) -> list[int]:
         day = expect_dict(raw_day, f"{NAME} calendar/range day")
         if day.get("status") == "unavailable":
             continue
-        for raw_spot in expect_list(day.get("spots"), f"{NAME} spots of day {day.get('date')!r}"):
-            spot = expect_dict(raw_spot, f"{NAME} spot")
-            if spot.get("status", "available") != "available":
-                continue
-            instants.append(parse_instant_ms(spot.get("start_time")))
+        spots = expect_list(day.get("spots"), f"{NAME} spots of day {day.get('date')!r}")
+        instants.extend(_open_spot_instants(spots))
     return instants
+
+
+def _open_spot_instants(spots: list[Any]) -> list[int]:
+    """The open spots of one day. The comprehension is the usual case (every spot an object with a
+    start time); an odd spot sends the day through the one-by-one loop, which finds and names the
+    first fault in the order the spots came, as a single loop would."""
+    try:
+        times = [spot["start_time"] for spot in spots if spot.get("status", "available") == "available"]
+    except (AttributeError, KeyError, TypeError):
+        instants: list[int] = []
+        for raw_spot in spots:
+            spot = expect_dict(raw_spot, f"{NAME} spot")
+            if spot.get("status", "available") == "available":
+                instants.append(parse_instant_ms(spot.get("start_time")))
+        return instants
+    return instants_from_texts(times)
 
 
 def _get_or_none(ctx: FetchContext, path: str, params: dict[str, str] | None, what: str) -> Any:

@@ -10,7 +10,7 @@ from urllib.parse import quote, urlsplit
 from lib.errors import ProviderError, ProviderHTTPError, ProviderResponseError
 from lib.providers.base import FetchContext, ProviderResult, expect_dict, expect_list
 from lib.providers.tenant import get_tenant_page
-from lib.slots import ms_chunks, parse_instant_ms, unique_instants
+from lib.slots import instants_from_texts, ms_chunks, unique_instants
 
 TIMEOUT_S = 15.0
 NAME = "GoHighLevel"
@@ -142,16 +142,16 @@ def parse_free_slots(data: Any) -> list[int]:
     for key, day in body.items():
         if not _DATE_KEY.match(key) or not isinstance(day, dict) or "slots" not in day:
             continue
-        for slot in expect_list(day["slots"], f"{NAME} slots of {key}"):
-            start = slot.get("startTime") if isinstance(slot, dict) else slot
-            instants.append(parse_instant_ms(start))
+        slots = expect_list(day["slots"], f"{NAME} slots of {key}")
+        instants.extend(instants_from_texts([slot.get("startTime") if type(slot) is dict else slot for slot in slots]))
     return instants
 
 
 def _reject_error_body(body: dict[str, Any]) -> None:
     # An error sent with a 200 ({"statusCode": 400, "message": ...}) must not read as "no slots".
     status = body.get("statusCode")
-    if isinstance(status, int) and not isinstance(status, bool) and status >= 400:
+    # Any number, not only an int: 400.0, or a code beyond 64 bits that a fast decoder reads as a float.
+    if isinstance(status, int | float) and not isinstance(status, bool) and status >= 400:
         message = body.get("message")
         detail = message if isinstance(message, str) else "no message"
         # Control characters (NUL included) become "?": lastError is read by people, in the app and logs.

@@ -15,7 +15,7 @@ from lib.config import DEFAULT_HUBSPOT_BASE_URL
 from lib.errors import ProviderError, ProviderHTTPError, ProviderTimeout
 from lib.providers.base import FetchContext, ProviderResult, expect_dict, expect_list
 from lib.providers.weburl import browser_url
-from lib.slots import Window, checked_ms, unique_instants
+from lib.slots import Window, checked_instants, checked_ms, unique_instants
 
 TIMEOUT_S = 12.0
 THIRTY_MINUTES_MS = "1800000"
@@ -150,5 +150,15 @@ def parse_availability_page(data: Any) -> AvailabilityPage:
         raise ProviderError(f"{NAME} link offers no 30-minute meetings")
     bucket = expect_dict(by_duration[THIRTY_MINUTES_MS], f"{NAME} 30-minute availabilities")
     entries = expect_list(bucket.get("availabilities"), f"{NAME} 30-minute availabilities list")
-    starts = [checked_ms(expect_dict(entry, f"{NAME} availability").get("startMillisUtc")) for entry in entries]
-    return AvailabilityPage(starts, has_more)
+    return AvailabilityPage(_starts(entries), has_more)
+
+
+def _starts(entries: list[Any]) -> list[int]:
+    """Each entry's `startMillisUtc`, checked. The comprehension is the usual case; an entry that is not
+    an object, or lacks the field, sends the list through the one-by-one loop, which finds and names
+    the first fault in the order the entries came, as a single loop would."""
+    try:
+        values = [entry["startMillisUtc"] for entry in entries]
+    except (KeyError, TypeError):
+        return [checked_ms(expect_dict(entry, f"{NAME} availability").get("startMillisUtc")) for entry in entries]
+    return checked_instants(values)
