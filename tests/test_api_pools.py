@@ -6,6 +6,8 @@ is a timeout of its provider, not an unexpected error."""
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -152,7 +154,8 @@ def test_connections_are_kept_and_reused_between_calls(recorder: Recorder, no_pr
 def test_redirects_of_api_calls_are_followed_and_limited_as_requests_did(
     recorder: Recorder, no_proxy_environment: object
 ) -> None:
-    assert get(f"{recorder.base_url}/redirect/3") == {"path": "/redirect/0", "host": f"127.0.0.1:{recorder.server.port}"}
+    host = f"127.0.0.1:{recorder.server.port}"
+    assert get(f"{recorder.base_url}/redirect/3") == {"path": "/redirect/0", "host": host}
     assert len(recorder.lines) == 4
     with pytest.raises(ProviderError, match=rf"^API: request failed \(Exceeded {MAX_API_REDIRECTS} redirects\.\)$"):
         get(f"{recorder.base_url}/loop")
@@ -188,3 +191,92 @@ def test_a_body_that_stalls_is_a_timeout_of_its_provider(stalling_server: str, n
     with pytest.raises(ProviderTimeout, match=r"^Stall timed out after 1\.0 s$"):
         HttpClient().get_json(f"{stalling_server}/x", deadline=Deadline.after(30), cap_s=1, what="Stall")
     assert time.monotonic() - started < 6  # the 1 s read timeout, not the server's 30 s
+
+
+# --- lastError: worded exactly as when requests raised the errors ---------------------------------------
+
+
+@pytest.fixture
+def resetting_server() -> Iterator[int]:
+    """Accepts, reads the request and closes with a TCP reset."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                continue
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            connection.recv(65536)
+            connection.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        listener.close()
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# The texts requests' errors produced before the API calls left it (measured on commit dda6777).
+WORDING = [
+    ("https://127.0.0.1:{plain}/x", {}, "P: connection failed (TLS error: WRONG_VERSION_NUMBER)"),
+    ("http://127.0.0.1:{reset}/x", {}, "P: connection failed (connection reset)"),
+    (
+        "https://exa mple.com/x",
+        {},
+        "P: request failed (Failed to parse: Host 'exa mple.com' contains invalid character ' ')",
+    ),
+    (
+        "calendly.com/x",
+        {},
+        "P: request failed (Invalid URL 'calendly.com/x': No scheme supplied. Perhaps you meant https://calendly.com/x?)",
+    ),
+    ("http://127.0.0.1:99999/x", {}, "P: request failed (Failed to parse: http://127.0.0.1:99999/x)"),
+    ("ftp://127.0.0.1/x", {}, "P: request failed (No connection adapters were found for 'ftp://127.0.0.1/x')"),
+    (
+        "http://127.0.0.1:{plain}/x",
+        {"Referer": "a\r\nX: y"},
+        "P: request failed (Invalid leading whitespace, reserved character(s), or return character(s) in header value: "
+        "'a\\r\\nX: y')",
+    ),
+    ("http://api.provider.test/x", {"proxy": "http://127.0.0.1:{closed}"}, "P: connection failed (connection refused)"),
+    (
+        "http://api.provider.test/x",
+        {"proxy": "http://:8080"},
+        "P: request failed (Please check proxy URL. It is malformed and could be missing the host.)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("url", "extra", "expected"), WORDING)
+def test_failures_are_worded_as_they_were_with_requests(
+    url: str,
+    extra: dict[str, str],
+    expected: str,
+    recorder: Recorder,
+    resetting_server: int,
+    no_proxy_environment: pytest.MonkeyPatch,
+) -> None:
+    ports = {"plain": recorder.server.port, "reset": resetting_server, "closed": closed_port()}
+    headers = dict(extra)
+    if proxy := headers.pop("proxy", None):
+        no_proxy_environment.setenv("HTTP_PROXY", proxy.format(**ports))
+    with pytest.raises(ProviderError) as failure:
+        HttpClient().get_json(
+            url.format(**ports), headers=headers or None, deadline=Deadline.after(20), cap_s=2, what="P"
+        )
+    assert str(failure.value) == expected

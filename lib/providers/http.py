@@ -261,6 +261,8 @@ def _api_failure(exc: BaseException, what: str, timeout: float) -> ProviderError
     so lastError reads the same; an error while the body is read is worded the same way."""
     if isinstance(exc, UnicodeError):  # http.client sends headers as Latin-1: build them with weburl.py
         return ProviderError(_NOT_ASCII.format(what=what, error=type(exc).__name__))
+    if isinstance(exc, requests.RequestException):  # before OSError: requests' errors are IOErrors
+        return ProviderError(f"{what}: request failed ({_reason(exc)})")
     reason = exc.reason if isinstance(exc, MaxRetryError) else exc
     if isinstance(exc, MaxRetryError) and isinstance(reason, ResponseError):
         return ProviderError(f"{what}: request failed ({_reason(exc)})")

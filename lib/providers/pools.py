@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from requests.adapters import HTTPAdapter
-from requests.exceptions import InvalidProxyURL
+from requests.exceptions import InvalidProxyURL, InvalidSchema
 from requests.models import PreparedRequest
 from requests.utils import (
     DEFAULT_ACCEPT_ENCODING,
@@ -138,6 +138,8 @@ class ApiPools:
         """Send GET `url` and return the response with its body unread (decoded as it is read).
 
         Raises urllib3's errors as urllib3 raises them (lib/providers/http.py words them)."""
+        if not url.lower().startswith(("https://", "http://")):  # requests' own refusal (Session.get_adapter)
+            raise InvalidSchema(f"No connection adapters were found for {url!r}")
         return self._manager(url).urlopen(
             "GET",
             url,
