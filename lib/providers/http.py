@@ -1,7 +1,8 @@
-"""The providers' HTTP transport: one session per worker thread (and per tenant-URL policy),
-deadline-bound timeouts, a cap on a response's time and decoded size, retries (lib/providers/retry.py),
-and translation of `requests` errors into ProviderError. Tenant URLs go through TenantSession, whose
-adapter applies the guard (lib/providers/guard.py) to the prepared request and pins the address."""
+"""The providers' HTTP transport: deadline-bound timeouts, a cap on a response's time and decoded size,
+retries (lib/providers/retry.py), and errors worded as ProviderError. API calls go straight to urllib3
+pools shared by every thread (lib/providers/pools.py); tenant URLs go through a TenantSession per
+thread, whose adapter applies the guard (lib/providers/guard.py) to the prepared request and pins
+the address."""
 
 from __future__ import annotations
 
@@ -73,7 +74,8 @@ class Response:
 
 
 class HttpClient:
-    """GETs for the providers; safe to share between threads (each thread has its own session)."""
+    """GETs for the providers; safe to share between threads (the API pools are thread-safe, each
+    thread has its own tenant sessions)."""
 
     def __init__(self, *, max_bytes: int = MAX_RESPONSE_BYTES) -> None:
         self._local = threading.local()
