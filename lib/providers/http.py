@@ -1,7 +1,8 @@
-"""The providers' HTTP transport: one session per worker thread (and per tenant-URL policy),
-deadline-bound timeouts, a cap on a response's time and decoded size, retries (lib/providers/retry.py),
-and translation of `requests` errors into ProviderError. Tenant URLs go through TenantSession, whose
-adapter applies the guard (lib/providers/guard.py) to the prepared request and pins the address."""
+"""The providers' HTTP transport: deadline-bound timeouts, a cap on a response's time and decoded size,
+retries (lib/providers/retry.py), and errors worded as ProviderError. API calls go straight to urllib3
+pools shared by every thread (lib/providers/pools.py); tenant URLs go through a TenantSession per
+thread, whose adapter applies the guard (lib/providers/guard.py) to the prepared request and pins
+the address."""
 
 from __future__ import annotations
 
@@ -16,6 +17,19 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import requests
+from urllib3 import BaseHTTPResponse, Timeout
+from urllib3.exceptions import (
+    ClosedPoolError,
+    ConnectTimeoutError,
+    HTTPError,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ProxyError,
+    ReadTimeoutError,
+    ResponseError,
+    SSLError,
+)
 
 from lib.deadline import Deadline
 from lib.errors import (
@@ -28,8 +42,9 @@ from lib.errors import (
     RunOutOfTime,
 )
 from lib.providers.guard import TenantUrlPolicy
+from lib.providers.pools import ApiPools, api_headers, api_url, next_hop
 from lib.providers.retry import rate_limit_wait, retry_after, retry_delay
-from lib.providers.transport import EnvironmentCachingSession, TenantSession
+from lib.providers.transport import TenantSession
 
 # Threads for the extra requests of one refresh (HttpClient.alongside), shared by all workers.
 HELPER_THREADS = 64
@@ -43,6 +58,11 @@ MIN_USEFUL_TIMEOUT_S = 0.2
 # Connecting should be quick; a provider that takes longer is treated as down.
 MAX_CONNECT_TIMEOUT_S = 5.0
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# requests' limit (Session.max_redirects) for the API calls, which follow redirects.
+MAX_API_REDIRECTS = 30
+# What requests reported as a ConnectionError (HTTPAdapter.send).
+_CONNECTION_FAILURES = (MaxRetryError, ProtocolError, OSError, ClosedPoolError, ProxyError, SSLError)
+_NOT_ASCII = "{what}: request failed (a header is not ASCII: {error})"
 
 
 @dataclass(frozen=True)
@@ -54,13 +74,15 @@ class Response:
 
 
 class HttpClient:
-    """GETs for the providers; safe to share between threads (each thread has its own session)."""
+    """GETs for the providers; safe to share between threads (the API pools are thread-safe, each
+    thread has its own tenant sessions)."""
 
     def __init__(self, *, max_bytes: int = MAX_RESPONSE_BYTES) -> None:
         self._local = threading.local()
         self._max_bytes = max_bytes
         self._helpers: ThreadPoolExecutor | None = None
         self._helpers_lock = threading.Lock()
+        self._pools = ApiPools()
 
     def alongside(self, call: Callable[[], _T]) -> Future[_T]:
         """Run `call` (more requests of the same refresh, e.g. HubSpot's next month) on a helper thread,
@@ -73,15 +95,14 @@ class HttpClient:
                 self._helpers = ThreadPoolExecutor(max_workers=HELPER_THREADS, thread_name_prefix="http-helper")
             return self._helpers.submit(call)
 
-    def _session(self, policy: TenantUrlPolicy | None) -> requests.Session:
-        """This thread's session for the providers' APIs (policy None) or for tenant URLs under `policy`."""
-        sessions: dict[TenantUrlPolicy | None, requests.Session] | None = getattr(self._local, "sessions", None)
+    def _session(self, policy: TenantUrlPolicy) -> requests.Session:
+        """This thread's session for tenant URLs under `policy` (the API calls use the shared pools)."""
+        sessions: dict[TenantUrlPolicy, requests.Session] | None = getattr(self._local, "sessions", None)
         if sessions is None:
             sessions = self._local.sessions = {}
         session = sessions.get(policy)
         if session is None:
-            session = EnvironmentCachingSession() if policy is None else TenantSession(policy)
-            sessions[policy] = session
+            session = sessions[policy] = TenantSession(policy)
         return session
 
     def get_json(
@@ -124,9 +145,10 @@ class HttpClient:
         retries = 0
         while True:
             try:
-                session = self._session(tenant)
+                if tenant is None:
+                    return self._api_attempt(url, params, deadline, cap_s, what, (headers, accept), redirects)
                 all_headers = {**(headers or {}), "Accept": accept}
-                return self._attempt(session, url, params, deadline, cap_s, what, all_headers, redirects and not tenant)
+                return self._tenant_attempt(self._session(tenant), url, deadline, cap_s, what, all_headers)
             except ProviderError as exc:
                 delay = retry_delay(exc, retries, deadline)
                 if delay is None:
@@ -134,31 +156,59 @@ class HttpClient:
             retries += 1
             time.sleep(delay)
 
-    def _attempt(
+    def _api_attempt(
         self,
-        session: requests.Session,
         url: str,
         params: Mapping[str, str] | None,
         deadline: Deadline,
         cap_s: float,
         what: str,
-        headers: Mapping[str, str],
+        request_headers: tuple[Mapping[str, str] | None, str],
         redirects: bool,
     ) -> Response:
-        timeout = min(cap_s, deadline.remaining())
-        if timeout < MIN_USEFUL_TIMEOUT_S:
-            raise RunOutOfTime(f"{what}: no time left in this run's budget")
+        """One GET of a provider's API straight from the shared urllib3 pools, following redirects
+        as requests did (at most MAX_API_REDIRECTS), every hop within the same time cap."""
+        timeout = _timeout(deadline, cap_s, what)
+        read_by = time.monotonic() + timeout
+        limits = Timeout(connect=min(timeout, MAX_CONNECT_TIMEOUT_S), read=timeout)
+        try:
+            current, headers = api_url(url, params), api_headers(*request_headers)
+            for _ in range(MAX_API_REDIRECTS + 1):
+                answer = self._pools.open(current, headers, limits)
+                try:
+                    body = self._read_body(answer, answer.headers, read_by, what)
+                finally:
+                    answer.close()  # a no-op once the body was read whole: the connection is back in its pool
+                    answer.release_conn()
+                location = answer.headers.get("Location") if redirects and answer.status in REDIRECT_STATUSES else None
+                if not location:
+                    return _checked(Response(answer.status, body, current, answer.headers), what, redirects)
+                current, headers = next_hop(current, location, headers)
+        except (HTTPError, OSError, requests.RequestException, UnicodeError) as exc:
+            raise _api_failure(exc, what, timeout) from exc
+        raise ProviderError(f"{what}: request failed (Exceeded {MAX_API_REDIRECTS} redirects.)")
+
+    def _tenant_attempt(
+        self,
+        session: requests.Session,
+        url: str,
+        deadline: Deadline,
+        cap_s: float,
+        what: str,
+        headers: Mapping[str, str],
+    ) -> Response:
+        """One GET of a tenant's page through its guarded session; a redirect is returned, not followed."""
+        timeout = _timeout(deadline, cap_s, what)
         started = time.monotonic()
         try:
             with session.get(
                 url,
-                params=params,
                 headers=dict(headers),
                 timeout=(min(timeout, MAX_CONNECT_TIMEOUT_S), timeout),
                 stream=True,
-                allow_redirects=redirects,
+                allow_redirects=False,
             ) as answer:
-                body = self._read_body(answer, started + timeout, what)
+                body = self._read_body(answer.raw, answer.headers, started + timeout, what)
                 result = Response(answer.status_code, body, answer.url, answer.headers)
         except requests.Timeout as exc:
             raise ProviderTimeout(f"{what} timed out after {timeout:.1f} s") from exc
@@ -166,25 +216,19 @@ class HttpClient:
             raise ProviderUnreachable(f"{what}: connection failed ({_reason(exc)})") from exc
         except requests.RequestException as exc:
             raise ProviderError(f"{what}: request failed ({_reason(exc)})") from exc
-        except UnicodeError as exc:  # http.client sends headers as Latin-1: build them with lib/providers/weburl.py
-            raise ProviderError(f"{what}: request failed (a header is not ASCII: {type(exc).__name__})") from exc
-        if result.status == 429:
-            wait = rate_limit_wait(result.headers)
-            raise ProviderRateLimited(f"{what} answered HTTP 429: rate limited" + _wait_text(wait), wait)
-        if not 200 <= result.status < 300 and not (not redirects and result.status in REDIRECT_STATUSES):
-            wait = retry_after(result.headers)
-            raise ProviderHTTPError(f"{what} answered HTTP {result.status}", result.status, wait)
-        return result
+        except UnicodeError as exc:
+            raise ProviderError(_NOT_ASCII.format(what=what, error=type(exc).__name__)) from exc
+        return _checked(result, what, redirects=False)
 
-    def _read_body(self, answer: requests.Response, read_by: float, what: str) -> bytes:
+    def _read_body(self, raw: BaseHTTPResponse, headers: Mapping[str, str], read_by: float, what: str) -> bytes:
         # Read in chunks so that a server dripping bytes cannot hold the worker past its share,
         # and a huge body cannot exhaust memory.
-        declared = answer.headers.get("Content-Length", "")
+        declared = headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > self._max_bytes:
             raise ProviderResponseError(f"{what} answered with {int(declared)} bytes, over the {self._max_bytes} limit")
         chunks: list[bytes] = []
         size = 0
-        while chunk := answer.raw.read1(CHUNK_BYTES, decode_content=True):
+        while chunk := raw.read1(CHUNK_BYTES, decode_content=True):
             size += len(chunk)
             if size > self._max_bytes:
                 raise ProviderResponseError(f"{what} answered with more than {self._max_bytes} bytes (decoded)")
@@ -192,6 +236,45 @@ class HttpClient:
                 raise ProviderTimeout(f"{what} was too slow to send its answer")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _timeout(deadline: Deadline, cap_s: float, what: str) -> float:
+    """The time one attempt may take: its cap, or what is left of the run's budget."""
+    timeout = min(cap_s, deadline.remaining())
+    if timeout < MIN_USEFUL_TIMEOUT_S:
+        raise RunOutOfTime(f"{what}: no time left in this run's budget")
+    return timeout
+
+
+def _checked(result: Response, what: str, redirects: bool) -> Response:
+    """`result`, or the error its status means: 429 (with the provider's wait), another non-2xx
+    (a redirect is an answer when redirects are not followed)."""
+    if result.status == 429:
+        wait = rate_limit_wait(result.headers)
+        raise ProviderRateLimited(f"{what} answered HTTP 429: rate limited" + _wait_text(wait), wait)
+    if not 200 <= result.status < 300 and not (not redirects and result.status in REDIRECT_STATUSES):
+        wait = retry_after(result.headers)
+        raise ProviderHTTPError(f"{what} answered HTTP {result.status}", result.status, wait)
+    return result
+
+
+def _api_failure(exc: BaseException, what: str, timeout: float) -> ProviderError:
+    """urllib3's errors worded as they were when requests raised them (its HTTPAdapter.send mapping),
+    so lastError reads the same; an error while the body is read is worded the same way."""
+    if isinstance(exc, UnicodeError):  # http.client sends headers as Latin-1: build them with weburl.py
+        return ProviderError(_NOT_ASCII.format(what=what, error=type(exc).__name__))
+    if isinstance(exc, requests.RequestException):  # before OSError: requests' errors are IOErrors
+        return ProviderError(f"{what}: request failed ({_reason(exc)})")
+    reason = exc.reason if isinstance(exc, MaxRetryError) else exc
+    if isinstance(exc, MaxRetryError) and isinstance(reason, ResponseError):
+        return ProviderError(f"{what}: request failed ({_reason(exc)})")
+    if isinstance(reason, ReadTimeoutError) or (
+        isinstance(reason, ConnectTimeoutError) and not isinstance(reason, NewConnectionError)
+    ):
+        return ProviderTimeout(f"{what} timed out after {timeout:.1f} s")
+    if isinstance(exc, _CONNECTION_FAILURES):
+        return ProviderUnreachable(f"{what}: connection failed ({_reason(exc)})")
+    return ProviderError(f"{what}: request failed ({_reason(exc)})")
 
 
 def _wait_text(wait: float | None) -> str:
