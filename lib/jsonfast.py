@@ -1,55 +1,17 @@
-"""JSON with orjson when it is installed (three times faster on provider bodies), the standard library
-otherwise; both ways accept and refuse the same texts, and write text PostgreSQL reads alike.
-
-orjson refuses a few texts the standard library takes (NaN, 1E400, lone surrogates, UTF-16 or a
-byte-order mark): those are handed to the standard library, so nothing a provider sends that
-decoded before fails now. One difference stays: an integer beyond 64 bits becomes a float; every
-number the refresh reads is range-checked, so such a value is refused either way.
-
-orjson is not in requirements.txt: with it imported when `main` loads, the functions-framework
-worker's first log line failed inside google-cloud-logging ("cannot access submodule 'logging_v2'
-of module 'google.cloud'", tests/test_faults_secrets.py, the invalid-port case), for a reason not
-yet understood. It is therefore imported on first use only, and only where it is installed.
-"""
+"""The cache row's JSON, written fast: the row's ~700 slot texts are joined in one go instead of
+passing every item through the encoder (issue 12). Standard library only: orjson was measured
+(bench/README.md) but is not a requirement, because importing it in the function process broke
+google-cloud-logging's first log line in one test, for a reason not yet understood."""
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Sequence
-from functools import cache
-from types import ModuleType
 from typing import Any
-
-
-@cache
-def _orjson() -> ModuleType | None:
-    try:
-        # Optional and imported late on purpose (see the docstring); by name, so type checking needs no stubs.
-        return importlib.import_module("orjson")
-    except ImportError:  # the standard library does the same, slower
-        return None
-
-
-def loads(data: bytes | str) -> Any:
-    """The value of one JSON text; ValueError (json.JSONDecodeError) when it is not JSON."""
-    fast = _orjson()
-    if fast is not None:
-        try:
-            return fast.loads(data)
-        except fast.JSONDecodeError:
-            pass  # let the standard library decide: it accepts a few more forms (see the docstring)
-    return json.loads(data)
 
 
 def dumps(value: Any) -> str:
     """Compact JSON text (no spaces); non-ASCII characters are written as themselves, not escaped."""
-    fast = _orjson()
-    if fast is not None:
-        try:
-            return str(fast.dumps(value).decode("utf-8"))
-        except TypeError:
-            pass  # e.g. a non-string key or an integer beyond 64 bits, which the standard library writes
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
