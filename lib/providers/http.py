@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import requests
-from urllib3 import BaseHTTPResponse, Timeout
 from urllib3.exceptions import (
     ClosedPoolError,
     ConnectTimeoutError,
@@ -41,18 +40,20 @@ from lib.errors import (
     ProviderUnreachable,
     RunOutOfTime,
 )
+from lib.providers.body import BodyLimit, read_body
 from lib.providers.guard import TenantUrlPolicy
 from lib.providers.pools import ApiPools, api_headers, api_url, next_hop
 from lib.providers.retry import rate_limit_wait, retry_after, retry_delay
 from lib.providers.transport import TenantSession
+from lib.providers.wire import UndecodableBody
 
 # Threads for the extra requests of one refresh (HttpClient.alongside), shared by all workers.
 HELPER_THREADS = 64
 _T = TypeVar("_T")
 MAX_CAUSES = 10
-# The cap counts decoded bytes: urllib3 (>= 2.6.3) inflates a compressed body only as far as asked.
+# The cap counts decoded bytes (lib/providers/body.py): urllib3 (>= 2.6.3) and lib/providers/wire.py
+# inflate a compressed body only as far as asked.
 MAX_RESPONSE_BYTES = 5 * 1024 * 1024
-CHUNK_BYTES = 64 * 1024
 # Below this much time left a request is not worth starting.
 MIN_USEFUL_TIMEOUT_S = 0.2
 # Connecting should be quick; a provider that takes longer is treated as down.
@@ -166,25 +167,22 @@ class HttpClient:
         request_headers: tuple[Mapping[str, str] | None, str],
         redirects: bool,
     ) -> Response:
-        """One GET of a provider's API straight from the shared urllib3 pools, following redirects
-        as requests did (at most MAX_API_REDIRECTS), every hop within the same time cap."""
+        """One GET of a provider's API over the shared pools (lib/providers/pools.py), following
+        redirects as requests did (at most MAX_API_REDIRECTS), every hop within the same time cap."""
         timeout = _timeout(deadline, cap_s, what)
-        read_by = time.monotonic() + timeout
-        limits = Timeout(connect=min(timeout, MAX_CONNECT_TIMEOUT_S), read=timeout)
+        limit = BodyLimit(what, self._max_bytes, time.monotonic() + timeout)
+        connect_timeout = min(timeout, MAX_CONNECT_TIMEOUT_S)
         try:
             current, headers = api_url(url, params), api_headers(*request_headers)
             for _ in range(MAX_API_REDIRECTS + 1):
-                answer = self._pools.open(current, headers, limits)
-                try:
-                    body = self._read_body(answer, answer.headers, read_by, what)
-                finally:
-                    answer.close()  # a no-op once the body was read whole: the connection is back in its pool
-                    answer.release_conn()
+                answer = self._pools.get(
+                    current, headers, connect_timeout=connect_timeout, read_timeout=timeout, limit=limit
+                )
                 location = answer.headers.get("Location") if redirects and answer.status in REDIRECT_STATUSES else None
                 if not location:
-                    return _checked(Response(answer.status, body, current, answer.headers), what, redirects)
+                    return _checked(Response(answer.status, answer.body, current, answer.headers), what, redirects)
                 current, headers = next_hop(current, location, headers)
-        except (HTTPError, OSError, requests.RequestException, UnicodeError) as exc:
+        except (HTTPError, OSError, requests.RequestException, UnicodeError, UndecodableBody) as exc:
             raise _api_failure(exc, what, timeout) from exc
         raise ProviderError(f"{what}: request failed (Exceeded {MAX_API_REDIRECTS} redirects.)")
 
@@ -208,7 +206,7 @@ class HttpClient:
                 stream=True,
                 allow_redirects=False,
             ) as answer:
-                body = self._read_body(answer.raw, answer.headers, started + timeout, what)
+                body = read_body(answer.raw, answer.headers, BodyLimit(what, self._max_bytes, started + timeout))
                 result = Response(answer.status_code, body, answer.url, answer.headers)
         except requests.Timeout as exc:
             raise ProviderTimeout(f"{what} timed out after {timeout:.1f} s") from exc
@@ -219,23 +217,6 @@ class HttpClient:
         except UnicodeError as exc:
             raise ProviderError(_NOT_ASCII.format(what=what, error=type(exc).__name__)) from exc
         return _checked(result, what, redirects=False)
-
-    def _read_body(self, raw: BaseHTTPResponse, headers: Mapping[str, str], read_by: float, what: str) -> bytes:
-        # Read in chunks so that a server dripping bytes cannot hold the worker past its share,
-        # and a huge body cannot exhaust memory.
-        declared = headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > self._max_bytes:
-            raise ProviderResponseError(f"{what} answered with {int(declared)} bytes, over the {self._max_bytes} limit")
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := raw.read1(CHUNK_BYTES, decode_content=True):
-            size += len(chunk)
-            if size > self._max_bytes:
-                raise ProviderResponseError(f"{what} answered with more than {self._max_bytes} bytes (decoded)")
-            if time.monotonic() > read_by:
-                raise ProviderTimeout(f"{what} was too slow to send its answer")
-            chunks.append(chunk)
-        return b"".join(chunks)
 
 
 def _timeout(deadline: Deadline, cap_s: float, what: str) -> float:
@@ -263,8 +244,10 @@ def _api_failure(exc: BaseException, what: str, timeout: float) -> ProviderError
     so lastError reads the same; an error while the body is read is worded the same way."""
     if isinstance(exc, UnicodeError):  # http.client sends headers as Latin-1: build them with weburl.py
         return ProviderError(_NOT_ASCII.format(what=what, error=type(exc).__name__))
-    if isinstance(exc, requests.RequestException):  # before OSError: requests' errors are IOErrors
+    if isinstance(exc, (requests.RequestException, UndecodableBody)):  # before OSError: requests' are IOErrors
         return ProviderError(f"{what}: request failed ({_reason(exc)})")
+    if isinstance(exc, TimeoutError):  # lib/providers/wire.py: a connect, handshake or read timeout
+        return ProviderTimeout(f"{what} timed out after {timeout:.1f} s")
     reason = exc.reason if isinstance(exc, MaxRetryError) else exc
     if isinstance(exc, MaxRetryError) and isinstance(reason, ResponseError):
         return ProviderError(f"{what}: request failed ({_reason(exc)})")

@@ -22,8 +22,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import ssl
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
@@ -40,10 +42,13 @@ from requests.utils import (
     requote_uri,
     select_proxy,
 )
-from urllib3 import BaseHTTPResponse, PoolManager
+from urllib3 import PoolManager
 from urllib3.util import Retry, Timeout, parse_url
+from urllib3.util.ssl_ import create_urllib3_context
 
+from lib.providers.body import BodyLimit, read_body
 from lib.providers.transport import USER_AGENT
+from lib.providers.wire import WirePools, plain_target
 
 # Keep-alive connections kept per host: every worker (at most 200, lib/config.py) and every helper
 # thread (lib/providers/http.py) may hold one at once; a smaller pool would close the extra ones and
@@ -121,39 +126,64 @@ def ca_bundle() -> str:
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or DEFAULT_CA_BUNDLE_PATH
 
 
+@dataclass(frozen=True)
+class ApiAnswer:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
 class ApiPools:
-    """The pools of the API calls: one PoolManager for direct connections, one per proxy in use."""
+    """The connections of the API calls: lib/providers/wire.py's for a plain URL sent direct (nearly
+    every call), a urllib3 PoolManager for any other direct URL, one more per proxy in use."""
 
     def __init__(self) -> None:
         bundle: str = extract_zipped_paths(ca_bundle())  # type: ignore[no-untyped-call]  # requests' helper, untyped
         self._tls: dict[str, Any] = {"cert_reqs": "CERT_REQUIRED"}
         self._tls["ca_cert_dir" if os.path.isdir(bundle) else "ca_certs"] = bundle
         self._direct = PoolManager(HOSTS_KEPT, maxsize=CONNECTIONS_PER_HOST, block=False, **self._tls)
+        self._wire = WirePools(_tls_context(bundle), per_origin=CONNECTIONS_PER_HOST)
         # Proxy managers with requests' handling of the proxy URL (credentials, SOCKS).
         self._proxies = HTTPAdapter(pool_connections=HOSTS_KEPT, pool_maxsize=CONNECTIONS_PER_HOST)
         self._routes: dict[tuple[str, str], PoolManager] = {}
         self._lock = threading.Lock()
 
-    def open(self, url: str, headers: Mapping[str, str], timeout: Timeout) -> BaseHTTPResponse:
-        """Send GET `url` and return the response with its body unread (decoded as it is read).
+    def get(
+        self, url: str, headers: Mapping[str, str], *, connect_timeout: float, read_timeout: float, limit: BodyLimit
+    ) -> ApiAnswer:
+        """GET `url` and read its body under `limit`; a redirect is returned, not followed.
 
-        Raises urllib3's errors as urllib3 raises them (lib/providers/http.py words them)."""
+        Raises OSError (TimeoutError for a timeout), lib/providers/wire.py's errors, urllib3's errors
+        as urllib3 raises them, or the limit's ProviderError (lib/providers/http.py words them)."""
         if not url.lower().startswith(("https://", "http://")):  # requests' own refusal (Session.get_adapter)
             raise InvalidSchema(f"No connection adapters were found for {url!r}")
-        return self._manager(url).urlopen(
+        manager = self._manager(url)
+        plain = plain_target(url) if manager is self._direct else None
+        if plain is not None:
+            origin, target = plain
+            answer = self._wire.get(
+                origin, target, headers, connect_timeout=connect_timeout, read_timeout=read_timeout, limit=limit
+            )
+            return ApiAnswer(answer.status, answer.headers, answer.body)
+        raw = manager.urlopen(
             "GET",
             url,
             headers=headers,
             redirect=False,
             retries=NO_RETRIES,
-            timeout=timeout,
+            timeout=Timeout(connect=connect_timeout, read=read_timeout),
             preload_content=False,
             decode_content=True,
         )
+        try:
+            return ApiAnswer(raw.status, raw.headers, read_body(raw, raw.headers, limit))
+        finally:
+            raw.close()  # a no-op once the body was read whole: the connection is back in its pool
+            raw.release_conn()
 
     def _manager(self, url: str) -> PoolManager:
-        parts = urlsplit(url)
-        origin = (parts.scheme, parts.netloc)
+        scheme, _, rest = url.partition("://")
+        origin = (scheme.lower(), rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0])
         manager = self._routes.get(origin)
         if manager is None:
             with self._lock:
@@ -172,3 +202,15 @@ class ApiPools:
             raise InvalidProxyURL("Please check proxy URL. It is malformed and could be missing the host.")
         manager: PoolManager = self._proxies.proxy_manager_for(proxy, **self._tls)
         return manager
+
+
+def _tls_context(bundle: str) -> ssl.SSLContext:
+    """urllib3's TLS settings, verifying against `bundle` with the host name checked."""
+    context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+    if os.path.isdir(bundle):
+        context.load_verify_locations(capath=bundle)
+    else:
+        context.load_verify_locations(cafile=bundle)
+    context.check_hostname = True
+    context.set_alpn_protocols(["http/1.1"])
+    return context
