@@ -15,10 +15,10 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def object_with_strings(value: dict[str, Any], key: str, texts: Sequence[str]) -> str:
+def object_with_strings(value: dict[str, Any], key: str, texts: Sequence[str], *, head: str | None = None) -> str:
     """`dumps(value | {key: list(texts)})`, with the array written by one join when its strings need no
     escaping (the cache's ISO timestamps never do): a 700-slot list then costs a join and three scans
-    instead of an encoder pass over every item."""
+    instead of an encoder pass over every item. `head`, when given, is `dumps(value)` already written."""
     if key in value:
         raise ValueError(f"{key!r} is already a key of the object")
     joined = '","'.join(texts)
@@ -26,5 +26,5 @@ def object_with_strings(value: dict[str, Any], key: str, texts: Sequence[str]) -
     if not plain or joined.count('"') != 2 * max(0, len(texts) - 1):  # quotes beyond the separators'
         return dumps({**value, key: list(texts)})  # some string needs escaping: let the encoder do it
     array = f'["{joined}"]' if texts else "[]"
-    head = dumps(value)
+    head = dumps(value) if head is None else head
     return f"{head[:-1]}{',' if len(head) > 2 else ''}{dumps(key)}:{array}}}"

@@ -232,24 +232,39 @@ def timestamp_text(moment: datetime) -> str:
 
 
 def _row_json(outcome: RefreshOutcome) -> str:
-    row = _storable(
-        {
-            "id": str(uuid.uuid4()),
-            "clientId": outcome.client_id,
-            "calendarLinkId": outcome.calendar_link_id,
-            "calendarType": outcome.calendar_type,
-            "calendarUrl": outcome.calendar_url,
-            "slotDurationMinutes": outcome.slot_duration_minutes,
-            "rangeStart": timestamp_text(outcome.fetched_at),
-            "rangeEnd": timestamp_text(outcome.range_end),
-            "providerMeta": outcome.provider_meta,
-            "fetchedAt": timestamp_text(outcome.fetched_at),
-            "staleAt": timestamp_text(outcome.stale_at),
-            "lastError": outcome.last_error,
-        }
-    )
+    row = {
+        "id": str(uuid.uuid4()),
+        "clientId": outcome.client_id,
+        "calendarLinkId": outcome.calendar_link_id,
+        "calendarType": outcome.calendar_type,
+        "calendarUrl": outcome.calendar_url,
+        "slotDurationMinutes": outcome.slot_duration_minutes,
+        "rangeStart": timestamp_text(outcome.fetched_at),
+        "rangeEnd": timestamp_text(outcome.range_end),
+        "providerMeta": outcome.provider_meta,
+        "fetchedAt": timestamp_text(outcome.fetched_at),
+        "staleAt": timestamp_text(outcome.stale_at),
+        "lastError": outcome.last_error,
+    }
+    head = jsonfast.dumps(row)
+    if not _storable_text(head):
+        row = _storable(row)
+        head = jsonfast.dumps(row)
     # The slots are our own ISO text (lib/slots.py): always storable, and joined into the text at once.
-    return jsonfast.object_with_strings(row, "slotsUtc", outcome.slots)
+    return jsonfast.object_with_strings(row, "slotsUtc", outcome.slots, head=head)
+
+
+def _storable_text(text: str) -> bool:
+    """Whether a row's JSON needs no `_storable` walk, as nearly every row: no NUL (JSON writes it
+    `\\u0000`; the six characters in a text are a false alarm that only costs the walk) and no lone
+    surrogate (the text then encodes as UTF-8)."""
+    if "\\u0000" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _storable(value: Any) -> Any:

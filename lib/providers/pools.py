@@ -27,7 +27,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import quote_plus, urljoin, urlsplit
 
 from requests.adapters import HTTPAdapter
 from requests.exceptions import InvalidProxyURL, InvalidSchema
@@ -71,6 +71,8 @@ BASE_HEADERS: Mapping[str, str] = {
 # without `%`). Dot segments are excluded separately (urllib3 would remove them).
 _PLAIN_URL = re.compile(r"https?://[a-z0-9][a-z0-9.-]*(?::([1-9][0-9]{0,4}))?/[A-Za-z0-9\-._~!$&'()*+,;=:@/]*")
 _MAX_PORT = 65535
+# What quote_plus leaves as it is (letters, digits and "_.-~"): such a text is its own quoting.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 # Headers that are not carried to another host on a redirect (requests drops Authorization).
 _CREDENTIALS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
@@ -84,11 +86,21 @@ def api_url(url: str, params: Mapping[str, str] | None) -> str:
     """
     plain = _PLAIN_URL.fullmatch(url)
     if plain and "/." not in url and int(plain.group(1) or 0) <= _MAX_PORT and _all_text(params):
-        query = urlencode(params) if params else ""
+        query = _query(params) if params else ""
         return f"{url}?{query}" if query else url
     prepared = PreparedRequest()
     prepared.prepare_url(url, params)
     return prepared.url or ""
+
+
+def _query(params: Mapping[str, str]) -> str:
+    """urlencode(params): the same text, without quote_plus's work for the names and values that need
+    no quoting (nearly all of them: dates, ids, "UTC")."""
+    return "&".join(f"{_quoted(name)}={_quoted(value)}" for name, value in params.items())
+
+
+def _quoted(text: str) -> str:
+    return text if _UNRESERVED.fullmatch(text) else quote_plus(text)
 
 
 def _all_text(params: Mapping[str, str] | None) -> bool:
