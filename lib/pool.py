@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from queue import Empty, SimpleQueue
 
 from lib.deadline import Deadline
 from lib.model import Candidate
@@ -53,6 +54,9 @@ def run_pool(
     backlog = Backlog(queue, provider_of)
     gate = ProviderGate(limits.provider_cap, backlog)
     running: dict[Future[RefreshOutcome], tuple[str, Candidate]] = {}
+    # Each refresh announces its end here, so this thread waits on one queue, not on every future
+    # (concurrent.futures.wait installs and removes a waiter on each of them per call).
+    finished: SimpleQueue[Future[RefreshOutcome]] = SimpleQueue()
     executor = ThreadPoolExecutor(max_workers=max(1, limits.concurrency), thread_name_prefix="refresh")
     try:
         while True:
@@ -62,12 +66,13 @@ def run_pool(
                     break
                 provider, candidate = taken
                 gate.started(provider)
-                running[executor.submit(refresh, candidate, clock())] = taken
+                future = executor.submit(refresh, candidate, clock())
+                running[future] = taken
+                future.add_done_callback(finished.put)
             if not running or limits.deadline.expired():
                 break
             timeout = min(POLL_INTERVAL_S, limits.deadline.remaining())
-            done, _ = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
-            _collect(done, running, gate, on_outcome)
+            _collect(_finished_within(finished, timeout), running, gate, on_outcome)
             on_idle()
         # Refreshes that finished while this thread was busy writing are outcomes like any other:
         # only the ones still running at the deadline overran it.
@@ -77,6 +82,19 @@ def run_pool(
         executor.shutdown(wait=False, cancel_futures=True)
     overran = tuple(candidate for _provider, candidate in running.values())
     return PoolResult(len(backlog) + gate.held_back, overran, tuple(gate.cooldowns))
+
+
+def _finished_within(finished: SimpleQueue[Future[RefreshOutcome]], timeout: float) -> list[Future[RefreshOutcome]]:
+    """The refreshes that ended: waits up to `timeout` for the first, then takes every other one queued."""
+    try:
+        done = [finished.get(timeout=max(0.0, timeout))]
+    except Empty:
+        return []
+    while True:
+        try:
+            done.append(finished.get_nowait())
+        except Empty:
+            return done
 
 
 def _collect(
