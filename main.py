@@ -40,6 +40,10 @@ def load_request_path() -> HttpClient:
     with IMPORT_LOCK:
         if _http is None:
             # Imported for the loading alone: _handle looks them up once they are in sys.modules.
+            # netrc: requests imports it lazily at a session's first request (get_netrc_auth), which
+            # would be on a refresh thread.
+            import netrc  # noqa: F401
+
             import lib.auth
             import lib.run  # noqa: F401
             from lib.providers.http import HttpClient
