@@ -32,9 +32,10 @@ def load_request_path() -> HttpClient:
     """Import authentication and the run (requests, urllib3, pg8000, the providers) and build the shared
     HTTP client, once per process; returns the client.
 
-    Not at `import main` (cold start): a request refused for its method or a missing secret never needs
-    them. Called in the request's own thread, under the deferred-import lock, before the run starts any
-    thread, so no worker thread ever imports them. The bench's first-request figure calls it too.
+    Not at `import main`, which stays cheap; the first request past the method and secret checks pays
+    for them instead (a refused method or a missing secret never does), so the time until a first answer
+    is no shorter: the bench's `first_request` figure counts them. Called in the request's own thread,
+    under the deferred-import lock, before the run starts any thread, so no worker thread imports them.
     """
     global _http
     with IMPORT_LOCK:

@@ -10,5 +10,5 @@ from __future__ import annotations
 
 import threading
 
-# Re-entrant: a deferred import may lead to another (logging set-up reached while loading the run).
+# Re-entrant, so a deferred import reached while another is under way in the same thread cannot wait on itself.
 IMPORT_LOCK = threading.RLock()
