@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lib.config import running_on_google_cloud
+from lib.deferred import IMPORT_LOCK
 
 ROOT_LOGGER = "lib"
 _configured: tuple[str, str, str | None] | None = None
@@ -96,7 +97,8 @@ def configure_logging(level: str, log_format: str) -> None:
     handler: logging.Handler
     if log_format == "json":
         # Imported here: google-cloud-logging is heavy and only needed on Google Cloud.
-        from google.cloud.logging_v2.handlers import StructuredLogHandler  # noqa: PLC0415
+        with IMPORT_LOCK:
+            from google.cloud.logging_v2.handlers import StructuredLogHandler  # noqa: PLC0415
 
         # The project turns X-Cloud-Trace-Context into `projects/{project}/traces/{id}`, the form Cloud
         # Logging links to the request. The library ships no type hints for this constructor.
@@ -132,7 +134,8 @@ def cloud_project(env: Mapping[str, str]) -> str | None:
 @functools.lru_cache(maxsize=4)
 def _metadata_project(host: str) -> str | None:
     # Cached, failures included: one lookup per process, never one per request.
-    import requests  # noqa: PLC0415
+    with IMPORT_LOCK:
+        import requests  # noqa: PLC0415
 
     try:
         response = requests.get(

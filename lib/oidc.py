@@ -17,6 +17,7 @@ from typing import Any
 import requests
 
 from lib.config import IdTokenSettings
+from lib.deferred import IMPORT_LOCK
 from lib.errors import AvailabilityCronError
 from lib.logs import log_event
 
@@ -114,7 +115,8 @@ def verify_id_token(
 
 def _verify_signature(token: str, kid: str, pem: str, audiences: tuple[str, ...]) -> Mapping[str, Any]:
     # Imported here: google-auth pulls in cryptography, which the secret path never needs (cold start).
-    from google.auth import jwt  # noqa: PLC0415
+    with IMPORT_LOCK:
+        from google.auth import jwt  # noqa: PLC0415
 
     try:
         # google.auth.jwt has no type hints; decode returns the verified payload mapping.

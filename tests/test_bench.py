@@ -39,7 +39,13 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
     http = document["http"]["run"]
     assert http["kind"] == "http" and http["refreshed"] == 50 and http["db_round_trips"] > 0
     assert document["sandbox_probe"]["requests"] > 0
-    assert 0 < document["cold_start"]["importtime_total_ms"] < 10_000
+    cold = document["cold_start"]
+    assert 0 < cold["importtime_total_ms"] < 10_000
+    for figure in (cold["first_request"], cold["first_request_google_cloud"]):
+        assert 0 < figure["importtime_total_ms"] < 20_000 and figure["wall_ms"] > 0
+        assert "functions_framework" in {name for name, _ in figure["slowest_imports"]}
+    on_google_cloud = {name for name, _ in cold["first_request_google_cloud"]["slowest_imports"]}
+    assert "google.cloud.logging_v2.handlers" in on_google_cloud
     assert Path(document["plot"]).stat().st_size > 1_000
     assert "ws/s" in finished.stdout
 
