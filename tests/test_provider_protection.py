@@ -108,6 +108,39 @@ def test_without_other_work_waiting_the_cap_does_not_idle_workers():
     assert max(count for _, _, count in recorder.events) == 8
 
 
+def test_workers_take_their_next_workspace_while_the_calling_thread_is_busy_writing():
+    # Each outcome takes the calling thread 0.2 s (a slow batch write); each refresh 0.05 s. The workers
+    # must not wait for it: all 16 refreshes start before the 6th outcome is handled. When the calling
+    # thread handed out the work, the 16th started only after the 12th outcome (about 2.4 s in).
+    events: list[str] = []
+    lock = threading.Lock()
+
+    def refresh(candidate: Candidate, _now: datetime) -> RefreshOutcome:
+        with lock:
+            events.append(f"start {candidate.client_id}")
+        time.sleep(0.05)
+        return _outcome(candidate.client_id)
+
+    def on_outcome(outcome: RefreshOutcome) -> None:
+        time.sleep(0.2)
+        with lock:
+            events.append(f"handled {outcome.client_id}")
+
+    result = run_pool(
+        [_candidate(f"a{n}") for n in range(16)],
+        refresh,
+        provider_of=lambda _candidate: "a",
+        limits=_limits(4, 4),
+        clock=lambda: NOW,
+        on_outcome=on_outcome,
+        on_idle=lambda: None,
+    )
+    handled = [index for index, event in enumerate(events) if event.startswith("handled")]
+    started = [index for index, event in enumerate(events) if event.startswith("start")]
+    assert (len(started), len(handled), result.not_started, result.overran) == (16, 16, 0, ())
+    assert max(started) < handled[5]
+
+
 def _seed_previous(seed, client_id: str, link_id: str, url: str, slots: list[str]) -> None:
     """A previous row about this very link (a failure keeps only such a row's slots)."""
     seed.cache(client_id, slots=slots, range_start=NOW, stale_at=NOW, calendar_link_id=link_id, calendar_url=url)
