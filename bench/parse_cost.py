@@ -25,6 +25,7 @@ import requests
 from bench.fakes import register_calendar
 from bench.probes import _availability_url
 from bench.workload import PROVIDER_ZONES, slot_starts, workspaces
+from lib import jsonfast
 from lib.outcome import Outcome, RefreshOutcome
 from lib.providers import calendly, ghl, hubspot
 from lib.slots import Window, normalize_slots
@@ -93,11 +94,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.parse_cost", description=__doc__)
     parser.add_argument("--rounds", type=int, default=300, help="workspaces of each provider per measurement")
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--decoder", choices=("json", "orjson"), default="json", help="how bodies are decoded")
+    parser.add_argument(
+        "--decoder",
+        choices=("json", "orjson", "function"),
+        default="json",
+        help="how bodies are decoded: json.loads, orjson.loads alone, or the function's lib.jsonfast.loads",
+    )
     parser.add_argument("--slots-per-day", type=int, default=32)
     args = parser.parse_args(argv)
     if args.decoder == "orjson":
-        loads: Callable[[bytes], Any] = importlib.import_module("orjson").loads  # optional: not a requirement
+        loads: Callable[[bytes], Any] = importlib.import_module("orjson").loads
+    elif args.decoder == "function":
+        loads = jsonfast.loads
     else:
         loads = json.loads
     now = datetime.now(UTC)

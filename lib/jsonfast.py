@@ -1,13 +1,68 @@
-"""The cache row's JSON, written fast: the row's ~700 slot texts are joined in one go instead of
-passing every item through the encoder (issue 12). Standard library only: orjson was measured
-(bench/README.md) but is not a requirement, because importing it in the function process broke
-google-cloud-logging's first log line in one test, for a reason not yet understood."""
+"""JSON fast: provider answers decoded with orjson, the cache row's JSON written by joining its ~700
+slot texts in one go (issue 12).
+
+`loads` accepts and refuses exactly what `json.loads` does, with the same values and types. orjson
+refuses a few texts the standard library takes (NaN and Infinity, 1E400, lone surrogates, a byte-order
+mark, UTF-16 or UTF-32): those go to `json.loads`. Two kinds of text orjson would take differently
+never reach it, as one pass over the body tells: an integer beyond 64 bits (orjson makes it a float),
+which needs 19 digits in a row, and nesting deeper than `json.loads` can follow (it raises
+RecursionError near 1,000 levels, less the caller's stack; orjson goes to 1,024), so anything nested
+more than MAX_FAST_DEPTH levels is decoded by `json.loads`. Without the orjson wheel the standard
+library does it all.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
+
+_orjson: ModuleType | None
+try:
+    import orjson as _orjson
+except ImportError:  # a requirement, but the function stays whole without it: only slower
+    _orjson = None
+
+DECODER = "orjson" if _orjson is not None else "json"
+# Deeper than this, json.loads decides (its RecursionError depends on the stack, not on the text alone).
+MAX_FAST_DEPTH = 100
+# One translation serves both checks: digits become "0", brackets "(" and ")", anything else " ".
+_SHAPE = bytes(
+    ord("0") if char in "0123456789" else ord("(") if char in "[{" else ord(")") if char in "]}" else ord(" ")
+    for char in map(chr, range(256))
+)
+# Every integer beyond 64 bits (below -9223372036854775808 or above 18446744073709551615) has 19 digits.
+_NINETEEN_DIGITS = b"0" * 19
+
+
+def loads(body: bytes) -> Any:
+    """The value of one JSON text, exactly as `json.loads(body)` gives it; ValueError (or RecursionError,
+    for nesting deeper than Python's recursion allows) exactly when `json.loads` raises one."""
+    if _orjson is not None and _orjson_decodes_as_json(body):
+        try:
+            return _orjson.loads(body)
+        except (_orjson.JSONDecodeError, RecursionError):
+            pass  # the standard library decides: it takes a few more forms (see the docstring)
+    return json.loads(body)
+
+
+def _orjson_decodes_as_json(body: bytes) -> bool:
+    """False when `body` may hold an integer beyond 64 bits or nest deeper than MAX_FAST_DEPTH."""
+    shape = body.translate(_SHAPE)
+    if _NINETEEN_DIGITS in shape:
+        return False
+    brackets = shape.translate(None, b" 0")
+    # Each round removes the innermost pairs, so a text n levels deep is empty after n rounds. Brackets
+    # that do not pair (inside strings, or not JSON) stop it early: json.loads decides those.
+    for _ in range(MAX_FAST_DEPTH):
+        if not brackets:
+            return True
+        peeled = brackets.replace(b"()", b"")
+        if len(peeled) == len(brackets):
+            return False
+        brackets = peeled
+    return not brackets
 
 
 def dumps(value: Any) -> str:

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,8 @@ from lib.deferred import IMPORT_LOCK
 
 ROOT_LOGGER = "lib"
 _configured: tuple[str, str, str | None] | None = None
+# One configuration at a time: the first requests of a worker arrive on several threads together.
+_configuring = threading.Lock()
 
 # Keys Cloud Logging's structured handler owns: it drops these from the payload (and overwrites
 # `message` with the log message), so a field of that name is renamed rather than lost.
@@ -89,31 +92,53 @@ class _LenientEncoder(json.JSONEncoder):
 
 
 def configure_logging(level: str, log_format: str) -> None:
-    """Attach one handler to the product's loggers (idempotent; reconfigures when settings change)."""
+    """Attach one handler to the product's loggers (idempotent; reconfigures when settings change).
+
+    Thread-safe: a request's thread may call it while another's is still importing the JSON handler."""
     global _configured
     project = cloud_project(os.environ) if log_format == "json" else None
     if _configured == (level, log_format, project):
         return
-    handler: logging.Handler
-    if log_format == "json":
-        # Imported here: google-cloud-logging is heavy and only needed on Google Cloud.
-        with IMPORT_LOCK:
-            from google.cloud.logging_v2.handlers import StructuredLogHandler  # noqa: PLC0415
+    with _configuring:
+        if _configured == (level, log_format, project):
+            return  # another thread did it while this one waited
+        handler = _structured_handler(project) if log_format == "json" else _text_handler()
+        for name in (ROOT_LOGGER, "main"):
+            logger = logging.getLogger(name)
+            logger.handlers = [handler]
+            logger.setLevel(level)
+            logger.propagate = False
+        _configured = (level, log_format, project)
 
-        # The project turns X-Cloud-Trace-Context into `projects/{project}/traces/{id}`, the form Cloud
-        # Logging links to the request. The library ships no type hints for this constructor.
-        handler = StructuredLogHandler(  # type: ignore[no-untyped-call]
-            stream=_CurrentStream("stdout"), project_id=project, json_encoder_cls=_LenientEncoder
-        )
-    else:
-        handler = logging.StreamHandler(_CurrentStream("stderr"))
-        handler.setFormatter(TextFormatter())
-    for name in (ROOT_LOGGER, "main"):
-        logger = logging.getLogger(name)
-        logger.handlers = [handler]
-        logger.setLevel(level)
-        logger.propagate = False
-    _configured = (level, log_format, project)
+
+def _text_handler() -> logging.Handler:
+    handler = logging.StreamHandler(_CurrentStream("stderr"))
+    handler.setFormatter(TextFormatter())
+    return handler
+
+
+def _structured_handler(project: str | None) -> logging.Handler:
+    """Cloud Logging's structured handler, its package imported whole first.
+
+    Imported here: google-cloud-logging is heavy and only needed on Google Cloud. The package
+    `google.cloud.logging_v2` is imported explicitly, not only its `handlers` submodule: the package's
+    `__init__` imports `handlers` first and then runs for tens of milliseconds more (the API clients),
+    and the handler's `emit` reads `google.cloud.logging_v2._instrumentation_emitted`, which exists only
+    once that `__init__` has finished. A thread importing just `handlers` while another thread is in the
+    middle of the package gets the finished submodule at once, and its first log line raises
+    "cannot access submodule 'logging_v2' of module 'google.cloud'" out of `emit`. Importing the package
+    waits on Python's lock for that module until the other thread's import is complete.
+    """
+    with IMPORT_LOCK:  # lib/deferred.py: one thread at a time imports what was deferred
+        import google.cloud.logging_v2  # noqa: PLC0415, F401  # see the docstring
+        from google.cloud.logging_v2.handlers import StructuredLogHandler  # noqa: PLC0415
+
+    # The project turns X-Cloud-Trace-Context into `projects/{project}/traces/{id}`, the form Cloud
+    # Logging links to the request. The library ships no type hints for this constructor.
+    handler: logging.Handler = StructuredLogHandler(  # type: ignore[no-untyped-call]
+        stream=_CurrentStream("stdout"), project_id=project, json_encoder_cls=_LenientEncoder
+    )
+    return handler
 
 
 def cloud_project(env: Mapping[str, str]) -> str | None:

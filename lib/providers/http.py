@@ -6,7 +6,6 @@ the address."""
 
 from __future__ import annotations
 
-import json
 import socket
 import ssl
 import threading
@@ -30,6 +29,7 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from lib import jsonfast
 from lib.deadline import Deadline
 from lib.errors import (
     ProviderError,
@@ -121,7 +121,7 @@ class HttpClient:
             url, params=params, deadline=deadline, cap_s=cap_s, what=what, accept="application/json", headers=headers
         )
         try:
-            return json.loads(response.body)
+            return jsonfast.loads(response.body)
         except (ValueError, RecursionError) as exc:
             raise ProviderResponseError(f"{what} answered with invalid JSON") from exc
 
