@@ -62,8 +62,6 @@ class SandboxState:
         self.header_log: deque[tuple[str, dict[str, str]]] = deque(maxlen=LOG_LIMIT)
         self.ghl_responses = 0
         self.payloads: dict[tuple[object, ...], Reply] = {}
-        # Set on stop so that sleeping and hung handlers return at once instead of being waited for.
-        self.stopping = threading.Event()
 
     def now(self) -> datetime:
         return as_utc(self.clock())
