@@ -29,7 +29,7 @@ from sandbox.dispatch import plan
 from sandbox.ghl import MAX_SPAN_DAYS as GHL_MAX_SPAN_DAYS
 from sandbox.records import Calendar, CalendlyEvent, Fault
 from sandbox.server import SandboxServer
-from sandbox.slots import SlotSet, weekday_slots, zone
+from sandbox.slots import weekday_slots, zone
 from sandbox.state import SandboxState
 
 __all__ = ["Fault", "ProviderSandbox", "main", "weekday_slots"]
@@ -119,7 +119,7 @@ class ProviderSandbox:
         """Register `calendly.com/{profile}/{event}`; returns its event-type uuid."""
         zone(timezone)
         event_uuid = uuid or generated_uuid(profile, event)
-        record = CalendlyEvent(event_uuid, profile, event, SlotSet.of(slots), timezone, public)
+        record = CalendlyEvent(event_uuid, profile, event, self._state.shared_slots(slots), timezone, public)
         state = self._state
         with state.lock:
             state.registry.events[event_uuid] = record
@@ -155,8 +155,9 @@ class ProviderSandbox:
     ) -> None:
         if not durations_ms or any(d <= 0 for d in durations_ms):
             raise ValueError("durations_ms must be non-empty and positive")
+        calendar = Calendar(self._state.shared_slots(slots), "UTC", tuple(durations_ms))
         with self._state.lock:
-            self._state.registry.hubspot[slug] = Calendar(SlotSet.of(slots), "UTC", tuple(durations_ms))
+            self._state.registry.hubspot[slug] = calendar
         if fault is not None:
             self.set_fault(slug, fault)
 
@@ -169,8 +170,9 @@ class ProviderSandbox:
         fault: Fault | None = None,
     ) -> None:
         zone(timezone)
+        calendar = Calendar(self._state.shared_slots(slots), timezone)
         with self._state.lock:
-            self._state.registry.ghl[calendar_id] = Calendar(SlotSet.of(slots), timezone)
+            self._state.registry.ghl[calendar_id] = calendar
         if fault is not None:
             self.set_fault(calendar_id, fault)
 
