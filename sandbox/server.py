@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 from collections.abc import Callable
 
@@ -41,20 +42,17 @@ class SandboxServer:
     def __init__(self, address: tuple[str, int], answer: RequestHandler) -> None:
         self.answer = answer
         self.connections: set[_Connection] = set()
+        # Bound here, in the caller's thread, so a taken port fails `start()` itself.
+        self._socket = socket.create_server(address, backlog=_BACKLOG)
+        self.port: int = self._socket.getsockname()[1]
         self._loop = asyncio.new_event_loop()
-        try:
-            # Bound here, in the caller's thread, so a taken port fails `start()` itself.
-            self._server = self._loop.run_until_complete(
-                self._loop.create_server(lambda: _Connection(self), *address, backlog=_BACKLOG, reuse_address=True)
-            )
-        except BaseException:
-            self._loop.close()
-            raise
-        self.port: int = self._server.sockets[0].getsockname()[1]
-        self._thread = threading.Thread(target=self._loop.run_forever, name="provider-sandbox", daemon=True)
+        self._server: asyncio.Server | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="provider-sandbox", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+        self._ready.wait()
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop accepting, close every connection (hung and waiting ones too) and end the loop thread."""
@@ -63,9 +61,19 @@ class SandboxServer:
             self._thread.join(timeout_s)
         if not self._thread.is_alive():
             self._loop.close()
+        self._socket.close()
+
+    def _run(self) -> None:
+        try:
+            create = self._loop.create_server(lambda: _Connection(self), sock=self._socket, backlog=_BACKLOG)
+            self._server = self._loop.run_until_complete(create)
+        finally:
+            self._ready.set()  # `start()` returns either way; without a server, the loop is not run
+        self._loop.run_forever()
 
     def _shut_down(self) -> None:
-        self._server.close()
+        if self._server is not None:
+            self._server.close()
         for connection in list(self.connections):
             connection.close()
         # Runs after the closes' own callbacks, which close the sockets.
@@ -128,7 +136,7 @@ class _Connection(asyncio.Protocol):
 
     def _serve_next(self) -> None:
         """Answer every complete request in the buffer that needs no waiting; arm a timer for the first that does."""
-        while self._transport is not None and not self._busy:
+        while self._open and not self._busy:
             try:
                 taken = self._take_request()
             except BadRequest as exc:
@@ -184,10 +192,14 @@ class _Connection(asyncio.Protocol):
             self._paused = False
         return head
 
+    @property
+    def _open(self) -> bool:
+        return self._transport is not None and not self._transport.is_closing()
+
     def _answer_later(self, head: RequestHead, answer: Answer) -> None:
         self._waiting = None
         self._busy = False
-        if self._transport is None:
+        if not self._open:
             return
         self._answer_now(head, answer)
         self._serve_next()
@@ -207,5 +219,4 @@ class _Connection(asyncio.Protocol):
         with contextlib.suppress(OSError):
             transport.write(response_bytes(reply, close=close, head_only=head_only))
         if close:
-            transport.close()
-            self._transport = None
+            transport.close()  # after the answer is flushed; `connection_lost` follows
