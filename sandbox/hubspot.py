@@ -5,11 +5,18 @@ Shapes follow shared/spec/providers.md §2a; the body itself is built by `sandbo
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from sandbox import slots as payloads
 from sandbox.records import Calendar
 from sandbox.replies import Provider, Query, Reply, Route, error, first, json_reply
 from sandbox.slots import zone
 from sandbox.state import SandboxState
+
+# With `cache_payloads`, one body per slot set is rendered for these stand-in slugs (personal, team)
+# and each answer swaps in its own slug's host ids: every other byte is the same for every slug.
+_TEMPLATE_SLUGS = {False: "template-link", True: "template-team/link"}
 
 
 def availability_route(state: SandboxState, query: Query) -> Route:
@@ -31,13 +38,20 @@ def _body(state: SandboxState, slug: str, link: Calendar, query: Query) -> Reply
     except ValueError as exc:
         return error(Provider.HUBSPOT, 400, f"invalid parameter: {exc}")
     now = state.now()
-    key = ("hubspot", slug, link.slots, link.durations_ms, str(tz), offset, now.astimezone(tz).date())
-    return state.memo(
-        (*key, link.slots.first_from(now)),
-        lambda: json_reply(
-            200,
-            payloads.hubspot_availability(
-                link.slots, now=now, tz=tz, month_offset=offset, durations_ms=link.durations_ms, slug=slug
-            ),
-        ),
+    if not state.cache_payloads:
+        return json_reply(200, _payload(link, now, tz, offset, slug))
+    template = _TEMPLATE_SLUGS["/" in slug]
+    key = ("hubspot", template, link.slots, link.durations_ms, str(tz), offset, now.astimezone(tz).date())
+    cached = state.memo(
+        (*key, link.slots.first_from(now)), lambda: json_reply(200, _payload(link, now, tz, offset, template))
+    )
+    body = cached.body
+    for stand_in, own in zip(payloads.hubspot_user_ids(template), payloads.hubspot_user_ids(slug), strict=True):
+        body = body.replace(b'"userId":"%s"' % stand_in.encode(), b'"userId":"%s"' % own.encode())
+    return Reply(cached.status, body, cached.content_type, cached.headers)
+
+
+def _payload(link: Calendar, now: datetime, tz: ZoneInfo, offset: int, slug: str) -> dict[str, object]:
+    return payloads.hubspot_availability(
+        link.slots, now=now, tz=tz, month_offset=offset, durations_ms=link.durations_ms, slug=slug
     )

@@ -1,6 +1,6 @@
 """A loopback fake of the Calendly, HubSpot and GoHighLevel public availability APIs.
 
-One threaded HTTP/1.1 server answers all three by path, so CALENDLY_BASE_URL,
+One HTTP/1.1 server (an asyncio loop on a background thread) answers all three by path, so CALENDLY_BASE_URL,
 HUBSPOT_BASE_URL and GHL_BASE_URL can all point at `ProviderSandbox.base_url`.
 Calendars are registered in memory; faults, latency and random 503s are knobs.
 Run `python -m sandbox.providers --help` for a standalone server.
@@ -25,11 +25,11 @@ from urllib.parse import urlsplit
 
 from sandbox.calendly import MAX_RANGE_DAYS as CALENDLY_MAX_RANGE_DAYS
 from sandbox.calendly import generated_uuid
-from sandbox.dispatch import handle
+from sandbox.dispatch import plan
 from sandbox.ghl import MAX_SPAN_DAYS as GHL_MAX_SPAN_DAYS
 from sandbox.records import Calendar, CalendlyEvent, Fault
 from sandbox.server import SandboxServer
-from sandbox.slots import SlotSet, weekday_slots, zone
+from sandbox.slots import weekday_slots, zone
 from sandbox.state import SandboxState
 
 __all__ = ["Fault", "ProviderSandbox", "main", "weekday_slots"]
@@ -71,35 +71,23 @@ class ProviderSandbox:
             ghl_max_span_days=ghl_max_span_days,
         )
         self._server: SandboxServer | None = None
-        self._thread: threading.Thread | None = None
 
     # --- lifecycle ----------------------------------------------------------------
 
     def start(self) -> Self:
         if self._server is not None:
             return self
-        state = self._state
-        # A fresh event: the previous stop's is still set and would end every wait at once.
-        state.stopping = threading.Event()
-        state.generate_slots()
-        server = SandboxServer((self._host, self._port), functools.partial(handle, state))
+        self._state.generate_slots()
+        server = SandboxServer((self._host, self._port), functools.partial(plan, self._state))
+        server.start()
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Stop serving; hung and sleeping handlers are released, not waited for."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._state.stopping.set()
-        server.shutdown()
-        server.server_close()
-        server.close_connections()
-        if thread is not None:
-            thread.join(timeout=1.0)
-        self._server = self._thread = None
+        """Stop serving; hung and waiting requests' connections are closed, not waited for."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -113,7 +101,7 @@ class ProviderSandbox:
     def base_url(self) -> str:
         if self._server is None:
             raise RuntimeError("sandbox is not started")
-        return f"http://{self._host}:{self._server.server_address[1]}"
+        return f"http://{self._host}:{self._server.port}"
 
     # --- registration -------------------------------------------------------------
 
@@ -131,7 +119,7 @@ class ProviderSandbox:
         """Register `calendly.com/{profile}/{event}`; returns its event-type uuid."""
         zone(timezone)
         event_uuid = uuid or generated_uuid(profile, event)
-        record = CalendlyEvent(event_uuid, profile, event, SlotSet.of(slots), timezone, public)
+        record = CalendlyEvent(event_uuid, profile, event, self._state.shared_slots(slots), timezone, public)
         state = self._state
         with state.lock:
             state.registry.events[event_uuid] = record
@@ -167,8 +155,9 @@ class ProviderSandbox:
     ) -> None:
         if not durations_ms or any(d <= 0 for d in durations_ms):
             raise ValueError("durations_ms must be non-empty and positive")
+        calendar = Calendar(self._state.shared_slots(slots), "UTC", tuple(durations_ms))
         with self._state.lock:
-            self._state.registry.hubspot[slug] = Calendar(SlotSet.of(slots), "UTC", tuple(durations_ms))
+            self._state.registry.hubspot[slug] = calendar
         if fault is not None:
             self.set_fault(slug, fault)
 
@@ -181,8 +170,9 @@ class ProviderSandbox:
         fault: Fault | None = None,
     ) -> None:
         zone(timezone)
+        calendar = Calendar(self._state.shared_slots(slots), timezone)
         with self._state.lock:
-            self._state.registry.ghl[calendar_id] = Calendar(SlotSet.of(slots), timezone)
+            self._state.registry.ghl[calendar_id] = calendar
         if fault is not None:
             self.set_fault(calendar_id, fault)
 

@@ -203,14 +203,25 @@ def _month_index(moment: datetime, tz: ZoneInfo) -> int:
     return local.year * 12 + local.month - 1
 
 
+def _hubspot_names(slug: str) -> list[tuple[str, str]]:
+    # A team link ("team/intro") has two hosts, a personal one one.
+    return [("Alex", "Rivera"), ("Sam", "Okafor")] if "/" in slug else [("Alex", "Rivera")]
+
+
+def hubspot_user_ids(slug: str) -> tuple[str, ...]:
+    """The `userId`s of the hosts a link's availability page lists, in order; the only part of the
+    page that depends on the slug beyond the slot set (so a cache can share one body per slot set)."""
+    return tuple(
+        str(zlib.crc32(f"{slug}:{first}".encode()) % 90_000_000 + 10_000_000) for first, _ in _hubspot_names(slug)
+    )
+
+
 def _hubspot_users(slug: str) -> list[JsonObject]:
-    names = [("Alex", "Rivera"), ("Sam", "Okafor")] if "/" in slug else [("Alex", "Rivera")]
     users: list[JsonObject] = []
-    for first, last in names:
-        user_id = zlib.crc32(f"{slug}:{first}".encode()) % 90_000_000 + 10_000_000
+    for (first, last), user_id in zip(_hubspot_names(slug), hubspot_user_ids(slug), strict=True):
         users.append(
             {
-                "userId": str(user_id),
+                "userId": user_id,
                 "calendarProvider": "GOOGLE",
                 "isSalesStarter": False,
                 "userProfile": {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from sandbox.records import Calendar, CalendlyEvent, Fault, Registry
@@ -62,8 +62,7 @@ class SandboxState:
         self.header_log: deque[tuple[str, dict[str, str]]] = deque(maxlen=LOG_LIMIT)
         self.ghl_responses = 0
         self.payloads: dict[tuple[object, ...], Reply] = {}
-        # Set on stop so that sleeping and hung handlers return at once instead of being waited for.
-        self.stopping = threading.Event()
+        self.slot_sets: dict[SlotSet, SlotSet] = {}
 
     def now(self) -> datetime:
         return as_utc(self.clock())
@@ -116,7 +115,15 @@ class SandboxState:
             self.header_log.clear()
             self.ghl_responses = 0
             self.payloads.clear()
+            self.slot_sets.clear()
             self.rng = random.Random(self.seed)
+
+    def shared_slots(self, slots: Iterable[datetime]) -> SlotSet:
+        """`SlotSet.of(slots)`, as the very object an equal set registered before got: payload-cache keys
+        holding it then compare by identity instead of hundreds of datetimes per request."""
+        made = SlotSet.of(slots)
+        with self.lock:
+            return self.slot_sets.setdefault(made, made)
 
     def memo(self, key: tuple[object, ...], render: Callable[[], Reply]) -> Reply:
         """`render()`, or with `cache_payloads` its earlier result for an equal key. Keys hold every input

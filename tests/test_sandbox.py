@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -609,25 +610,22 @@ def test_cli_prints_base_url_and_stops_on_sigterm() -> None:
     assert stderr == ""
 
 
-def handler_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if "process_request_thread" in t.name]
+def sandbox_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "provider-sandbox"]
 
 
 def test_stop_releases_idle_keep_alive_connections() -> None:
-    # Other servers (the session-wide sandbox of other test files) may have handler threads too.
-    others = set(handler_threads())
-
-    def own_threads() -> list[threading.Thread]:
-        return [thread for thread in handler_threads() if thread not in others]
-
+    # Other servers (the session-wide sandbox of other test files) have their own threads.
+    others = set(sandbox_threads())
     sandbox = ProviderSandbox().start()
-    with requests.Session() as http:
-        assert get(http, sandbox, "/nothing").status_code == 404
-        assert own_threads()  # parked on the kept-alive connection
+    host, port = sandbox.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=TIMEOUT) as client:
+        client.sendall(b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = client.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 404 ")
+        assert b"Connection: close" not in answer  # kept alive, idle
         started = time.monotonic()
         sandbox.stop()
-        assert time.monotonic() - started < 5.0  # waiting for the parked handler would never end
-        deadline = time.monotonic() + 1.0
-        while own_threads() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert own_threads() == []
+        assert time.monotonic() - started < 5.0  # waiting for the idle connection would never end
+        assert client.recv(65536) == b""  # the server closed it
+    assert [thread for thread in sandbox_threads() if thread not in others] == []
