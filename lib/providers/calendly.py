@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -168,14 +168,37 @@ def parse_range(data: Any) -> list[int]:
     spot without a status counts as open, as the origin read every spot.
     """
     body = expect_dict(data, f"{NAME} calendar/range")
+    days = body.get("days")
+    if _plain_days(days):
+        try:  # the usual answer, in one pass; anything odd takes the day-by-day loop below
+            times = [
+                spot["start_time"]
+                for day in days
+                if day.get("status") != "unavailable"
+                for spot in day["spots"]
+                if spot.get("status", "available") == "available"
+            ]
+        except (AttributeError, KeyError, TypeError):
+            pass
+        else:
+            return instants_from_texts(times)
     instants: list[int] = []
-    for raw_day in expect_list(body.get("days"), f"{NAME} calendar/range days"):
+    for raw_day in expect_list(days, f"{NAME} calendar/range days"):
         day = expect_dict(raw_day, f"{NAME} calendar/range day")
         if day.get("status") == "unavailable":
             continue
         spots = expect_list(day.get("spots"), f"{NAME} spots of day {day.get('date')!r}")
         instants.extend(_open_spot_instants(spots))
     return instants
+
+
+def _plain_days(days: Any) -> TypeGuard[list[dict[str, Any]]]:
+    """A list of day objects, each unavailable or with a list of spots: then reading the spots in one
+    pass cannot skip past a fault the day-by-day loop would name (a dict or text where the spots
+    list belongs iterates as something else)."""
+    return type(days) is list and all(
+        type(day) is dict and (day.get("status") == "unavailable" or type(day.get("spots")) is list) for day in days
+    )
 
 
 def _open_spot_instants(spots: list[Any]) -> list[int]:
