@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -113,13 +114,14 @@ def _internal_error(exc: Exception, invocation_id: str) -> flask.Response:
     """
     frames = traceback.extract_tb(exc.__traceback__)
     where = f"{os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else "unknown"
-    log_event(
-        log,
-        logging.ERROR,
-        "run_failed",
-        invocationId=invocation_id,
-        error=INTERNAL_ERROR,
-        exception=type(exc).__name__,
-        where=where,
-    )
+    with contextlib.suppress(Exception):  # the logging itself failed: the answer must still be JSON
+        log_event(
+            log,
+            logging.ERROR,
+            "run_failed",
+            invocationId=invocation_id,
+            error=INTERNAL_ERROR,
+            exception=type(exc).__name__,
+            where=where,
+        )
     return _json({"success": False, "error": INTERNAL_ERROR, "invocationId": invocation_id}, 500)

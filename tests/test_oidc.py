@@ -639,6 +639,22 @@ def test_an_escaped_exception_is_a_500_json_logged_with_its_class_only(client, s
     assert "hunter2" not in logged and "hunter2" not in response.get_data(as_text=True)
 
 
+def test_an_escaped_exception_is_still_a_500_json_when_logging_it_fails(client, seed, monkeypatch):
+    # The last resort's own log line fails too (a broken handler, as a half-imported Cloud Logging
+    # package once made it): the answer must still be the JSON 500, not the framework's HTML page.
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise KeyError("bug")
+
+    def failing_log(*_args: Any, **_kwargs: Any) -> None:
+        raise AttributeError("the log handler is broken")
+
+    monkeypatch.setattr("lib.run.load_candidates", broken)
+    monkeypatch.setattr("main.log_event", failing_log)
+    response = client.post("/", headers=bearer())
+    assert (response.status_code, response.mimetype) == (500, "application/json")
+    assert response.get_json()["error"] == "Internal error"
+
+
 def test_time_spent_verifying_an_id_token_counts_toward_the_budget(client, oidc_env, google_key, seed):
     # A slow certificate fetch: the run's budget counts from the request's arrival, not from after
     # authentication (before the fix durationMs left the 2 s out and the answer could overrun by it).
