@@ -45,7 +45,7 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
         assert 0 < figure["importtime_total_ms"] < 20_000 and figure["wall_ms"] > 0
         assert "functions_framework" in {name for name, _ in figure["slowest_imports"]}
     on_google_cloud = {name for name, _ in cold["first_request_google_cloud"]["slowest_imports"]}
-    assert "google.cloud.logging_v2.handlers" in on_google_cloud
+    assert "google.cloud.logging_v2" in on_google_cloud  # lib/logs.py imports the package whole first
     assert Path(document["plot"]).stat().st_size > 1_000
     assert "ws/s" in finished.stdout
 
