@@ -4,6 +4,7 @@ sockets are reused and replaced when the server closed them, and broken answers 
 
 from __future__ import annotations
 
+import gc
 import gzip
 import itertools
 import socket
@@ -23,6 +24,7 @@ from urllib3.util import Retry
 
 from lib.deadline import Deadline
 from lib.errors import ProviderError, ProviderResponseError, ProviderTimeout, ProviderUnreachable
+from lib.providers import wire
 from lib.providers.body import BodyLimit, read_body
 from lib.providers.http import HttpClient
 from lib.providers.wire import WirePools, plain_target
@@ -222,6 +224,23 @@ def test_a_kept_alive_connection_that_fails_before_answering_is_asked_again_on_a
         assert (fetched.status, fetched.body) == (200, b"{}")
     assert (server.connections, len(server.requests)) == (3, 5)
     pools.close()
+
+
+def test_an_answer_read_leaves_nothing_for_the_cyclic_collector(serve: Callable[..., ScriptedServer]) -> None:
+    # A reader and its parser referring to each other kept every answer's pieces alive until the cyclic
+    # collector ran: +30 MB peak RSS at 128 threads, 161 MB at N=10,000 in the bench. Freed by reference
+    # counting alone, no answer's reader outlives its request.
+    server = serve(lambda _, __: [answer(b"{" + b" " * 5000 + b"}", "Content-Length: 5002")])
+    client = HttpClient()
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(20):
+            client.get(server.url, deadline=Deadline.after(5), cap_s=3, what="P", accept="*/*")
+        alive = [item for item in gc.get_objects() if isinstance(item, wire._AnswerReader)]
+    finally:
+        gc.enable()
+    assert alive == []
 
 
 def test_an_answer_that_says_close_is_not_kept(serve: Callable[..., ScriptedServer]) -> None:

@@ -240,7 +240,16 @@ class _AnswerReader:
 
     def read(self, sock: socket.socket) -> tuple[WireAnswer, bool]:
         """Read one answer from `sock`; returns it and whether the connection may be kept."""
-        parser = self.parser = httptools.HttpResponseParser(self)
+        self.parser = httptools.HttpResponseParser(self)
+        try:
+            self._read_into(self.parser, sock)
+        finally:
+            # The parser holds this reader (its callbacks) and this reader the parser: without breaking
+            # the cycle every answer's buffers wait for the cyclic collector (tens of MB at 128 threads).
+            self.parser = None
+        return WireAnswer(self.status, self.headers, b"".join(self.decoded)), self.keep_alive
+
+    def _read_into(self, parser: httptools.HttpResponseParser, sock: socket.socket) -> None:
         buffer, view = _read_buffer()
         received = 0
         while not self._finished():
@@ -258,7 +267,6 @@ class _AnswerReader:
                     raise MalformedAnswer(f"not an HTTP/1.1 answer ({exc})") from exc
                 self.keep_alive = False
             self._take_pieces()
-        return WireAnswer(self.status, self.headers, b"".join(self.decoded)), self.keep_alive
 
     def _finished(self) -> bool:
         # A method, not the attribute, so that type checkers do not assume `complete` stays what the loop
