@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -43,6 +44,7 @@ class ScriptedServer:
 
     script: Script
     close_after_answer: bool = False
+    drip_s: float = 0.001  # between the pieces: separate segments, the reader must put them together
     requests: list[bytes] = field(default_factory=list)
     connections: int = 0
 
@@ -88,8 +90,11 @@ class ScriptedServer:
                 if not pieces:
                     return
                 for piece in pieces:
-                    connection.sendall(piece)
-                    time.sleep(0.001)  # separate segments: the reader must put pieces together
+                    try:
+                        connection.sendall(piece)
+                    except OSError:  # the client gave up
+                        return
+                    time.sleep(self.drip_s)
                 if self.close_after_answer:
                     return
 
@@ -103,7 +108,7 @@ class ScriptedServer:
 def serve() -> Iterator[Callable[..., ScriptedServer]]:
     servers: list[ScriptedServer] = []
 
-    def start(script: Script, **options: bool) -> ScriptedServer:
+    def start(script: Script, **options: Any) -> ScriptedServer:
         server = ScriptedServer(script, **options)
         servers.append(server)
         return server
@@ -296,6 +301,19 @@ def test_an_answer_that_stalls_mid_body_is_a_timeout(serve: Callable[..., Script
     with pytest.raises(ProviderTimeout, match=r"^P timed out after 1\.0 s$"):
         HttpClient().get(server.url, deadline=Deadline.after(10), cap_s=1, what="P", accept="*/*")
     assert time.monotonic() - started < 5
+
+
+def test_headers_dripped_a_byte_at_a_time_are_cut_off_at_the_answers_time(
+    serve: Callable[..., ScriptedServer],
+) -> None:
+    # Each byte arrives within the 1 s read timeout, so only the answer's total time can stop it:
+    # 64 KiB of headers at 0.2 s a byte would otherwise hold the worker for hours.
+    raw = b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"a" * 200
+    server = serve(lambda _, __: [raw[i : i + 1] for i in range(len(raw))], drip_s=0.2)
+    started = time.monotonic()
+    with pytest.raises(ProviderTimeout, match=r"^P was too slow to send its answer$"):
+        HttpClient().get(server.url, deadline=Deadline.after(30), cap_s=1, what="P", accept="*/*")
+    assert time.monotonic() - started < 10
 
 
 # --- which URLs take this path ----------------------------------------------------------------------

@@ -260,6 +260,9 @@ class _AnswerReader:
             received += count
             if not self.headers_done and received > MAX_HEADER_BYTES:
                 raise MalformedAnswer("the answer's headers are too long")
+            # Every piece, headers included: a server dripping its status line or headers a byte at a
+            # time, each within the read timeout, must not hold the worker past the answer's time.
+            self.limit.check_progress(self.decoded_size)
             try:
                 parser.feed_data(view[:count])
             except httptools.HttpParserError as exc:
