@@ -1,9 +1,10 @@
 """The lock every import deferred to first use goes through (cold start), and why one is needed.
 
 The function serves requests on several threads (gunicorn's gthread worker) and runs refreshes on
-thread pools. A package imported lazily for the first time by two threads at once can fail half-way
-(we have seen "cannot access submodule … of module google.cloud"), so each deferred import happens
-under this lock, in a request's own thread, before that request starts any thread of its own.
+thread pools. A package imported lazily by two threads at once can hand the second one a module whose
+import is not finished (two first requests configuring Cloud Logging did: "cannot access submodule
+'logging_v2' of module 'google.cloud'", lib/logs.py), so each deferred import happens under this lock,
+in a request's own thread, before that request starts any thread of its own.
 """
 
 from __future__ import annotations

@@ -18,6 +18,15 @@ CHUNK_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
+class Answer:
+    """An answer read whole: what both transports of the API calls return."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
 class BodyLimit:
     """At most `max_bytes` decoded bytes, whole by `read_by` (time.monotonic); `what` names the call."""
 

@@ -25,7 +25,6 @@ import re
 import ssl
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus, urljoin, urlsplit
 
@@ -46,7 +45,7 @@ from urllib3 import PoolManager
 from urllib3.util import Retry, Timeout, parse_url
 from urllib3.util.ssl_ import create_urllib3_context
 
-from lib.providers.body import BodyLimit, read_body
+from lib.providers.body import Answer, BodyLimit, read_body
 from lib.providers.transport import USER_AGENT
 from lib.providers.wire import WirePools, plain_target
 
@@ -138,13 +137,6 @@ def ca_bundle() -> str:
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or DEFAULT_CA_BUNDLE_PATH
 
 
-@dataclass(frozen=True)
-class ApiAnswer:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-
 class ApiPools:
     """The connections of the API calls: lib/providers/wire.py's for a plain URL sent direct (nearly
     every call), a urllib3 PoolManager for any other direct URL, one more per proxy in use."""
@@ -162,7 +154,7 @@ class ApiPools:
 
     def get(
         self, url: str, headers: Mapping[str, str], *, connect_timeout: float, read_timeout: float, limit: BodyLimit
-    ) -> ApiAnswer:
+    ) -> Answer:
         """GET `url` and read its body under `limit`; a redirect is returned, not followed.
 
         Raises OSError (TimeoutError for a timeout), lib/providers/wire.py's errors, urllib3's errors
@@ -173,10 +165,9 @@ class ApiPools:
         plain = plain_target(url) if manager is self._direct else None
         if plain is not None:
             origin, target = plain
-            answer = self._wire.get(
+            return self._wire.get(
                 origin, target, headers, connect_timeout=connect_timeout, read_timeout=read_timeout, limit=limit
             )
-            return ApiAnswer(answer.status, answer.headers, answer.body)
         raw = manager.urlopen(
             "GET",
             url,
@@ -188,7 +179,7 @@ class ApiPools:
             decode_content=True,
         )
         try:
-            return ApiAnswer(raw.status, raw.headers, read_body(raw, raw.headers, limit))
+            return Answer(raw.status, raw.headers, read_body(raw, raw.headers, limit))
         finally:
             raw.close()  # a no-op once the body was read whole: the connection is back in its pool
             raw.release_conn()

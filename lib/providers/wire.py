@@ -29,14 +29,15 @@ from dataclasses import dataclass, field
 import httptools
 from urllib3 import HTTPHeaderDict
 
-from lib.providers.body import CHUNK_BYTES, BodyLimit
+from lib.providers.body import CHUNK_BYTES, Answer, BodyLimit
 
 # An answer's status line and headers: http.client allows 100 lines of 64 KiB; this is ample.
 MAX_HEADER_BYTES = 64 * 1024
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # What this module sends exactly as urllib3 would: a lower-case host name (no IPv6 literal, no
 # trailing or doubled dot), an optional port without leading zeros, a path that needs no quoting and
-# no dot segments, and a query as urlencode writes it. Anything else takes the urllib3 path.
+# no dot segments, and a query as urlencode writes it. Anything else takes the urllib3 path. (Stricter
+# than pools.py's _PLAIN_URL, which only decides whether requests' URL preparation can be skipped.)
 _PLAIN_TARGET = re.compile(
     r"(https?)://([a-z0-9](?:[a-z0-9-]|\.(?!\.))*[a-z0-9])(?::([1-9][0-9]{0,4}))?"
     r"(/[A-Za-z0-9\-._~!$&'()*+,;=:@/]*(?:\?(?:[A-Za-z0-9\-._~+=&*]|%[0-9A-F]{2})*)?)"
@@ -64,13 +65,6 @@ class Origin:
     @property
     def host_header(self) -> str:
         return self.host if self.port == _DEFAULT_PORTS[self.scheme] else f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True)
-class WireAnswer:
-    status: int
-    headers: HTTPHeaderDict
-    body: bytes
 
 
 def plain_target(url: str) -> tuple[Origin, str] | None:
@@ -122,7 +116,7 @@ class WirePools:
         connect_timeout: float,
         read_timeout: float,
         limit: BodyLimit,
-    ) -> WireAnswer:
+    ) -> Answer:
         """GET `target` from `origin`. A kept-alive socket the server closed meanwhile is replaced by a
         fresh one once; every other failure is raised (OSError, TimeoutError, MalformedAnswer,
         UnicodeError for a header that is not Latin-1, ProviderError from the body's limits)."""
@@ -143,7 +137,7 @@ class WirePools:
 
     def _exchange(
         self, origin: Origin, connection: _Connection, request: bytes, read_timeout: float, limit: BodyLimit
-    ) -> WireAnswer:
+    ) -> Answer:
         try:
             connection.sock.settimeout(read_timeout)
             connection.sock.sendall(request)
@@ -238,7 +232,7 @@ class _AnswerReader:
     decoder: _Decoder | None = None
     parser: httptools.HttpResponseParser | None = None
 
-    def read(self, sock: socket.socket) -> tuple[WireAnswer, bool]:
+    def read(self, sock: socket.socket) -> tuple[Answer, bool]:
         """Read one answer from `sock`; returns it and whether the connection may be kept."""
         self.parser = httptools.HttpResponseParser(self)
         try:
@@ -247,7 +241,7 @@ class _AnswerReader:
             # The parser holds this reader (its callbacks) and this reader the parser: without breaking
             # the cycle every answer's buffers wait for the cyclic collector (tens of MB at 128 threads).
             self.parser = None
-        return WireAnswer(self.status, self.headers, b"".join(self.decoded)), self.keep_alive
+        return Answer(self.status, self.headers, b"".join(self.decoded)), self.keep_alive
 
     def _read_into(self, parser: httptools.HttpResponseParser, sock: socket.socket) -> None:
         buffer, view = _read_buffer()
