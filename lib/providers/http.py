@@ -45,6 +45,7 @@ from lib.providers.guard import TenantUrlPolicy
 from lib.providers.pools import ApiPools, api_headers, api_url, next_hop
 from lib.providers.retry import rate_limit_wait, retry_after, retry_delay
 from lib.providers.transport import TenantSession
+from lib.providers.watchdog import WATCHDOG
 from lib.providers.wire import UndecodableBody
 
 # Threads for the extra requests of one refresh (HttpClient.alongside), shared by all workers.
@@ -197,17 +198,23 @@ class HttpClient:
     ) -> Response:
         """One GET of a tenant's page through its guarded session; a redirect is returned, not followed."""
         timeout = _timeout(deadline, cap_s, what)
-        started = time.monotonic()
+        limit = BodyLimit(what, self._max_bytes, time.monotonic() + timeout)
         try:
-            with session.get(
-                url,
-                headers=dict(headers),
-                timeout=(min(timeout, MAX_CONNECT_TIMEOUT_S), timeout),
-                stream=True,
-                allow_redirects=False,
-            ) as answer:
-                body = read_body(answer.raw, answer.headers, BodyLimit(what, self._max_bytes, started + timeout))
-                result = Response(answer.status_code, body, answer.url, answer.headers)
+            with WATCHDOG.bound(limit.read_by) as watch:
+                try:
+                    with session.get(
+                        url,
+                        headers=dict(headers),
+                        timeout=(min(timeout, MAX_CONNECT_TIMEOUT_S), timeout),
+                        stream=True,
+                        allow_redirects=False,
+                    ) as answer:
+                        body = read_body(answer.raw, answer.headers, limit)
+                        result = Response(answer.status_code, body, answer.url, answer.headers)
+                except Exception as exc:
+                    if watch.fired:  # the page took the whole time: whatever its reading ran into after
+                        raise ProviderTimeout(f"{what} timed out after {timeout:.1f} s") from exc
+                    raise
         except requests.Timeout as exc:
             raise ProviderTimeout(f"{what} timed out after {timeout:.1f} s") from exc
         except requests.ConnectionError as exc:

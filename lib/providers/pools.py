@@ -41,12 +41,13 @@ from requests.utils import (
     requote_uri,
     select_proxy,
 )
-from urllib3 import PoolManager
+from urllib3 import PoolManager, ProxyManager
 from urllib3.util import Retry, Timeout, parse_url
 from urllib3.util.ssl_ import create_urllib3_context
 
 from lib.providers.body import Answer, BodyLimit, read_body
 from lib.providers.transport import USER_AGENT
+from lib.providers.watchdog import WATCHDOG, WATCHED_POOL_CLASSES
 from lib.providers.wire import WirePools, plain_target
 
 # Keep-alive connections kept per host: every worker (at most 200, lib/config.py) and every helper
@@ -146,6 +147,7 @@ class ApiPools:
         self._tls: dict[str, Any] = {"cert_reqs": "CERT_REQUIRED"}
         self._tls["ca_cert_dir" if os.path.isdir(bundle) else "ca_certs"] = bundle
         self._direct = PoolManager(HOSTS_KEPT, maxsize=CONNECTIONS_PER_HOST, block=False, **self._tls)
+        self._direct.pool_classes_by_scheme = WATCHED_POOL_CLASSES
         self._wire = WirePools(_tls_context(bundle), per_origin=CONNECTIONS_PER_HOST)
         # Proxy managers with requests' handling of the proxy URL (credentials, SOCKS).
         self._proxies = HTTPAdapter(pool_connections=HOSTS_KEPT, pool_maxsize=CONNECTIONS_PER_HOST)
@@ -168,21 +170,27 @@ class ApiPools:
             return self._wire.get(
                 origin, target, headers, connect_timeout=connect_timeout, read_timeout=read_timeout, limit=limit
             )
-        raw = manager.urlopen(
-            "GET",
-            url,
-            headers=headers,
-            redirect=False,
-            retries=NO_RETRIES,
-            timeout=Timeout(connect=connect_timeout, read=read_timeout),
-            preload_content=False,
-            decode_content=True,
-        )
-        try:
-            return Answer(raw.status, raw.headers, read_body(raw, raw.headers, limit))
-        finally:
-            raw.close()  # a no-op once the body was read whole: the connection is back in its pool
-            raw.release_conn()
+        with WATCHDOG.bound(limit.read_by) as watch:  # http.client alone times each recv, not the answer
+            try:
+                raw = manager.urlopen(
+                    "GET",
+                    url,
+                    headers=headers,
+                    redirect=False,
+                    retries=NO_RETRIES,
+                    timeout=Timeout(connect=connect_timeout, read=read_timeout),
+                    preload_content=False,
+                    decode_content=True,
+                )
+                try:
+                    return Answer(raw.status, raw.headers, read_body(raw, raw.headers, limit))
+                finally:
+                    raw.close()  # a no-op once the body was read whole: the connection is back in its pool
+                    raw.release_conn()
+            except Exception as exc:
+                if watch.fired:  # the answer took the whole time: whatever its reading ran into after
+                    raise TimeoutError("the answer took longer than its time") from exc
+                raise
 
     def _manager(self, url: str) -> PoolManager:
         scheme, _, rest = url.partition("://")
@@ -204,6 +212,8 @@ class ApiPools:
         if not parse_url(proxy).host:
             raise InvalidProxyURL("Please check proxy URL. It is malformed and could be missing the host.")
         manager: PoolManager = self._proxies.proxy_manager_for(proxy, **self._tls)
+        if type(manager) is ProxyManager:  # a SOCKS proxy's manager keeps its own connection classes
+            manager.pool_classes_by_scheme = WATCHED_POOL_CLASSES
         return manager
 
 

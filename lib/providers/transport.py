@@ -14,13 +14,14 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import DEFAULT_POOLBLOCK, HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connection import HTTPConnection
 from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.poolmanager import PoolManager
 from urllib3.util import connection as urllib3_connection
 
 from lib.providers.guard import TenantUrlPolicy, check_prepared_url, vetted_addresses
+from lib.providers.watchdog import WatchedHTTPConnection, WatchedHTTPSConnection
 
 if TYPE_CHECKING:
     from requests.sessions import _Settings
@@ -120,7 +121,7 @@ class _PinningPoolManager(PoolManager):
         return pool
 
 
-class _PinnedHTTPConnection(HTTPConnection):
+class _PinnedHTTPConnection(WatchedHTTPConnection):
     def __init__(self, *args: Any, policy: TenantUrlPolicy, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._policy = policy
@@ -129,7 +130,7 @@ class _PinnedHTTPConnection(HTTPConnection):
         return open_vetted_socket(self, self._policy)
 
 
-class _PinnedHTTPSConnection(HTTPSConnection):
+class _PinnedHTTPSConnection(WatchedHTTPSConnection):
     def __init__(self, *args: Any, policy: TenantUrlPolicy, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._policy = policy

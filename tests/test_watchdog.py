@@ -1,0 +1,146 @@
+"""The whole-request time limit of the urllib3 paths (lib/providers/watchdog.py): a tenant page or an
+unusual API URL whose server drips its headers a byte at a time, each byte inside the read
+timeout, is cut off at the request's time instead of holding the worker for hours;
+requests that end in time keep their kept-alive connections."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from lib.deadline import Deadline
+from lib.errors import ProviderTimeout
+from lib.providers.http import HttpClient
+from lib.providers.tenant import get_tenant_page
+from lib.providers.watchdog import WATCHDOG
+from tests.scripted_server import ScriptedServer, answer
+
+# 200 header bytes at 0.2 s each: 40 s if only each recv is timed (1 s), about 1 s when the whole is.
+DRIPPED_HEAD = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 200
+CAP_S = 1.0
+
+
+def dripped(_: bytes, __: int) -> list[bytes]:
+    return [DRIPPED_HEAD[i : i + 1] for i in range(len(DRIPPED_HEAD))]
+
+
+def test_a_tenant_page_dripping_its_headers_is_cut_off_at_its_time(serve: Callable[..., ScriptedServer]) -> None:
+    server = serve(dripped, drip_s=0.2)
+    started = time.monotonic()
+    with pytest.raises(ProviderTimeout, match=r"^Page timed out after 1\.0 s$"):
+        get_tenant_page(
+            HttpClient(),
+            f"http://127.0.0.1:{server.port}/widget/bookings/sales",
+            deadline=Deadline.after(30),
+            cap_s=CAP_S,
+            what="Page",
+            allow_private=True,
+        )
+    assert time.monotonic() - started < 6  # not the 40 s the dripped headers take
+
+
+def test_an_api_url_off_the_lean_path_dripping_its_headers_is_cut_off_at_its_time(
+    serve: Callable[..., ScriptedServer],
+) -> None:
+    server = serve(dripped, drip_s=0.2)
+    # The lean client takes only URLs urllib3 would send unchanged; urllib3 drops a fragment.
+    url = f"http://127.0.0.1:{server.port}/calendars/c1/free-slots#part"
+    started = time.monotonic()
+    with pytest.raises(ProviderTimeout, match=r"^API timed out after 1\.0 s$"):
+        HttpClient().get(url, deadline=Deadline.after(30), cap_s=CAP_S, what="API", accept="application/json")
+    assert time.monotonic() - started < 6
+    assert server.requests and server.requests[0].startswith(b"GET /calendars/c1/free-slots ")
+
+
+@pytest.fixture
+def dripping_tls_server() -> Iterator[int]:
+    """Accepts TCP, then sends a TLS record header announcing 2,000 bytes and drips them at 0.2 s each:
+    the client's handshake waits for the whole record, and each byte comes inside its read timeout."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def drip(connection: socket.socket) -> None:
+        with connection:
+            try:
+                connection.sendall(b"\x16\x03\x03\x07\xd0")  # handshake record, TLS 1.2, 2,000 bytes follow
+                while not stop.wait(0.2):
+                    connection.sendall(b"\x00")
+            except OSError:  # the client gave up
+                return
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=drip, args=(connection,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join(timeout=2)
+    listener.close()
+
+
+def test_a_tenant_page_dripping_its_tls_handshake_is_cut_off_at_its_time(dripping_tls_server: int) -> None:
+    # CPython times a TLS handshake as a whole (the socket's timeout is its deadline), so this holds
+    # with or without the watchdog; it is here so that it keeps holding.
+    started = time.monotonic()
+    with pytest.raises(ProviderTimeout, match=r"^Page timed out after 1\.0 s$"):
+        get_tenant_page(
+            HttpClient(),
+            f"https://127.0.0.1:{dripping_tls_server}/widget/bookings/sales",
+            deadline=Deadline.after(30),
+            cap_s=CAP_S,
+            what="Page",
+            allow_private=True,
+        )
+    assert time.monotonic() - started < 6
+
+
+def test_a_page_answered_in_time_keeps_its_connection_after_its_time_has_passed(
+    serve: Callable[..., ScriptedServer],
+) -> None:
+    server = serve(lambda _, __: [answer(b"<html></html>", "Content-Length: 13", "Content-Type: text/html")])
+    client = HttpClient()
+    url = f"http://127.0.0.1:{server.port}/widget/bookings/sales"
+    for _ in range(2):
+        page = get_tenant_page(client, url, deadline=Deadline.after(30), cap_s=0.5, what="Page", allow_private=True)
+        assert page.body == b"<html></html>"
+        time.sleep(0.8)  # past the first request's 0.5 s: the watchdog must leave its socket alone
+    assert server.connections == 1 and len(server.requests) == 2
+
+
+def test_the_watchdog_shuts_down_only_sockets_of_a_bound_still_open() -> None:
+    left, right = socket.socketpair()
+    with left, right:
+        with WATCHDOG.bound(time.monotonic() + 0.2):
+            WATCHDOG.adopt(left)
+        time.sleep(0.5)
+        right.sendall(b"x")
+        assert left.recv(1) == b"x"  # the bound had ended: the socket was not touched
+        with WATCHDOG.bound(time.monotonic() + 0.2) as watch:
+            WATCHDOG.adopt(left)
+            left.settimeout(5)
+            started = time.monotonic()
+            assert left.recv(1) == b""  # woken by the shutdown, long before the 5 s timeout
+            assert watch.fired and time.monotonic() - started < 2
+
+
+def test_bounds_leave_no_descriptor_behind(serve: Callable[..., ScriptedServer]) -> None:
+    server = serve(lambda _, __: [answer(b"<p>", "Content-Length: 3")])
+    client = HttpClient()
+    url = f"http://127.0.0.1:{server.port}/widget/bookings/sales"
+    get_tenant_page(client, url, deadline=Deadline.after(30), cap_s=5, what="Page", allow_private=True)
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(50):
+        get_tenant_page(client, url, deadline=Deadline.after(30), cap_s=5, what="Page", allow_private=True)
+    assert len(os.listdir("/proc/self/fd")) <= before
