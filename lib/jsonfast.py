@@ -32,6 +32,8 @@ _SHAPE = bytes(
     ord("0") if char in "0123456789" else ord("(") if char in "[{" else ord(")") if char in "]}" else ord(" ")
     for char in map(chr, range(256))
 )
+# The characters a JSON string holds as they are (printable ASCII but the quote and the backslash).
+_PLAIN_ITEM_BYTES = bytes(code for code in range(0x20, 0x7F) if code not in b'"\\')
 # Every integer beyond 64 bits (below -9223372036854775808 or above 18446744073709551615) has 19 digits.
 _NINETEEN_DIGITS = b"0" * 19
 
@@ -77,8 +79,10 @@ def object_with_strings(value: dict[str, Any], key: str, texts: Sequence[str], *
     if key in value:
         raise ValueError(f"{key!r} is already a key of the object")
     joined = '","'.join(texts)
-    plain = joined.isascii() and joined.isprintable() and "\\" not in joined
-    if not plain or joined.count('"') != 2 * max(0, len(texts) - 1):  # quotes beyond the separators'
+    # Left once the characters an item may hold as they are are taken out: the separators' quotes, and
+    # anything else only if some string needs escaping (a quote, a backslash, a control character).
+    rest = joined.encode("ascii").translate(None, _PLAIN_ITEM_BYTES) if joined.isascii() else None
+    if rest is None or rest != b'"' * (2 * max(0, len(texts) - 1)):
         return dumps({**value, key: list(texts)})  # some string needs escaping: let the encoder do it
     array = f'["{joined}"]' if texts else "[]"
     head = dumps(value) if head is None else head

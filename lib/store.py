@@ -227,8 +227,8 @@ def read_metrics(db: Database, source: Source, now: datetime, shard: Shard) -> M
 
 def timestamp_text(moment: datetime) -> str:
     """A UTC instant as timestamp(3) text (milliseconds, no zone), the way Prisma stores it."""
-    utc = moment.astimezone(UTC)
-    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}"
+    # isoformat truncates to the millisecond, as the column does; it is a C call, where strftime is not.
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds")
 
 
 def _row_json(outcome: RefreshOutcome) -> str:

@@ -98,7 +98,8 @@ class Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._serve, name="socket-watchdog", daemon=True)
                 self._thread.start()
-            self._condition.notify()
+            if self._due[0][2] is watch:  # the soonest now: the thread's wait must be shortened
+                self._condition.notify()
         try:
             yield watch
         finally:
