@@ -9,10 +9,8 @@ import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any
 
-import pg8000.converters
 import pg8000.exceptions
 import pg8000.native
 
@@ -21,8 +19,6 @@ from lib.deadline import Deadline
 from lib.errors import DatabaseError
 
 log = logging.getLogger(__name__)
-
-TIMESTAMP_OID = pg8000.converters.TIMESTAMP  # timestamp without time zone, Prisma's DateTime
 
 # A half-open connection (the server vanished without a FIN) is noticed after about
 # KEEPALIVE_IDLE_S + KEEPALIVE_INTERVAL_S * KEEPALIVE_COUNT seconds of silence.
@@ -91,7 +87,6 @@ class Database:
 
     def __init__(self, connection: pg8000.native.Connection, target: DatabaseTarget, read_timeout_s: float) -> None:
         self._connection = connection
-        self._connection.register_in_adapter(TIMESTAMP_OID, _timestamp_in)
         self._target = target
         self._read_timeout_s = read_timeout_s
         self._cutoff: Deadline | None = None
@@ -270,14 +265,3 @@ def _without_password(message: str, target: DatabaseTarget) -> str:
 
 def _quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _timestamp_in(text: str) -> datetime | str:
-    """A `timestamp` column's text as pg8000 reads it, by datetime.fromisoformat: a C call, where
-    pg8000's strptime was 2 % of a run's CPU (two per candidate row). What it cannot read (infinity,
-    a year BC or beyond 9999) goes to pg8000's own reader, which gives what it always gave."""
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        result: datetime | str = pg8000.converters.timestamp_in(text)
-        return result
