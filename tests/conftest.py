@@ -20,7 +20,7 @@ from devtools.pgstaging import ServerSetupError
 from sandbox.providers import ProviderSandbox
 from tests.dbtools import Seeder
 from tests.local_http import Canary
-from tests.scripted_server import serve  # noqa: F401 - the fixture of test_wire.py and test_watchdog.py
+from tests.scripted_server import serve  # noqa: F401 - the fixture of test_wire.py and test_urllib3_paths.py
 
 TEMPLATE_DB = "availability_cron_template"
 SECRET = "test-cron-secret-6f1d2c"

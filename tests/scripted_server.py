@@ -1,5 +1,5 @@
 """A scripted HTTP server on 127.0.0.1 that writes exact bytes, in the pieces and at the pace a test
-chooses (tests/test_wire.py, tests/test_watchdog.py)."""
+chooses (tests/test_wire.py, tests/test_urllib3_paths.py)."""
 
 from __future__ import annotations
 

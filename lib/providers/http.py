@@ -6,6 +6,7 @@ the address."""
 
 from __future__ import annotations
 
+import http.client
 import socket
 import ssl
 import threading
@@ -200,22 +201,20 @@ class HttpClient:
         timeout = _timeout(deadline, cap_s, what)
         limit = BodyLimit(what, self._max_bytes, time.monotonic() + timeout)
         try:
-            with WATCHDOG.bound(limit.read_by) as watch:
-                try:
-                    with session.get(
-                        url,
-                        headers=dict(headers),
-                        timeout=(min(timeout, MAX_CONNECT_TIMEOUT_S), timeout),
-                        stream=True,
-                        allow_redirects=False,
-                    ) as answer:
-                        body = read_body(answer.raw, answer.headers, limit)
-                        result = Response(answer.status_code, body, answer.url, answer.headers)
-                except Exception as exc:
-                    if watch.fired:  # the page took the whole time: whatever its reading ran into after
-                        raise ProviderTimeout(f"{what} timed out after {timeout:.1f} s") from exc
-                    raise
-        except requests.Timeout as exc:
+            # The watchdog bounds the whole answer: http.client times each recv, not the headers.
+            with (
+                WATCHDOG.bound(limit.read_by),
+                session.get(
+                    url,
+                    headers=dict(headers),
+                    timeout=(min(timeout, MAX_CONNECT_TIMEOUT_S), timeout),
+                    stream=True,
+                    allow_redirects=False,
+                ) as answer,
+            ):
+                body = read_body(answer.raw, answer.headers, limit)
+                result = Response(answer.status_code, body, answer.url, answer.headers)
+        except (requests.Timeout, TimeoutError) as exc:
             raise ProviderTimeout(f"{what} timed out after {timeout:.1f} s") from exc
         except requests.ConnectionError as exc:
             raise ProviderUnreachable(f"{what}: connection failed ({_reason(exc)})") from exc
@@ -223,6 +222,8 @@ class HttpClient:
             raise ProviderError(f"{what}: request failed ({_reason(exc)})") from exc
         except UnicodeError as exc:
             raise ProviderError(_NOT_ASCII.format(what=what, error=type(exc).__name__)) from exc
+        except HTTPError as exc:  # urllib3's own, from reading the body (a truncated page, say)
+            raise _api_failure(exc, what, timeout) from exc
         return _checked(result, what, redirects=False)
 
 
@@ -283,6 +284,8 @@ def _reason(exc: BaseException) -> str:
             return "connection refused"
         if isinstance(cause, ConnectionResetError):
             return "connection reset"
+        if isinstance(cause, http.client.IncompleteRead):  # worded as lib/providers/wire.py words it
+            return "the connection closed before the answer was complete"
         if isinstance(cause, ssl.SSLError):
             return f"TLS error: {_clipped(cause.reason or str(cause))}"
         cause = cause.__cause__ or cause.__context__ or _wrapped_reason(cause)

@@ -6,7 +6,7 @@ at a time, each byte inside the read timeout, can hold a worker for hours (up to
 answer's total time on every piece; urllib3 gives no such hook before the headers are in. So the
 request runs inside `WATCHDOG.bound(by)`, the connection classes below hand their socket to it, and one
 daemon thread shuts the socket down when `by` passes: the blocked read returns at once, and the
-request's caller sees `fired` and words it as a timeout. A socket is shut down only while its
+block raises TimeoutError. A socket is shut down only while its
 request's bound is open; a request that ended in time is never touched (a kept-alive socket is
 shut down only if the bound passes before the block ends, and urllib3 drops a dropped socket
 before reusing it).
@@ -34,8 +34,9 @@ class Watch:
     def __init__(self, by: float) -> None:
         self.by = by
         self._lock = threading.Lock()
-        # Duplicates of the request's sockets: they stay valid when urllib3 hands the original to TLS
-        # (wrap_socket detaches it) or closes it, and shutting one down shuts down the socket itself.
+        # Duplicates of the request's sockets, as plain sockets: shutting one down shuts down the
+        # connection itself, and leaves the original object alone (SSLSocket.shutdown would also drop
+        # its TLS state under the reading thread); they stay valid if urllib3 closes the original.
         self._handles: list[socket.socket] = []
         self._open = True
         self._fired = False
@@ -48,13 +49,16 @@ class Watch:
 
     def add(self, sock: socket.socket) -> None:
         with self._lock:
-            if not self._open:
-                if self._fired:  # the time ran out while the socket was being opened
-                    _shut_down(sock)
+            if not self._open and not self._fired:
                 return
             handle = _handle_of(sock)
-            if handle is not None:
+            if handle is None:
+                return
+            if self._open:
                 self._handles.append(handle)
+                return
+        _shut_down(handle)  # the time ran out before this socket was handed over
+        handle.close()
 
     def fire(self) -> None:
         """Shut down every socket of the request (once; a no-op after `close`)."""
@@ -89,7 +93,8 @@ class Watchdog:
     @contextmanager
     def bound(self, by: float) -> Iterator[Watch]:
         """Sockets the calling thread's connections adopt until the block ends are shut down at `by`
-        (time.monotonic) if the block is still running then."""
+        (time.monotonic) if the block is still running then; the error the block then ends with is
+        raised as a TimeoutError."""
         watch = Watch(by)
         outer: Watch | None = getattr(self._local, "watch", None)
         self._local.watch = watch
@@ -102,6 +107,10 @@ class Watchdog:
                 self._condition.notify()
         try:
             yield watch
+        except Exception as exc:
+            if watch.fired:  # whatever the request ran into once its socket was cut, it ran out of time
+                raise TimeoutError("the request took longer than its time") from exc
+            raise
         finally:
             self._local.watch = outer
             watch.close()

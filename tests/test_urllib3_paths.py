@@ -1,7 +1,7 @@
-"""The whole-request time limit of the urllib3 paths (lib/providers/watchdog.py): a tenant page or an
-unusual API URL whose server drips its headers a byte at a time, each byte inside the read
-timeout, is cut off at the request's time instead of holding the worker for hours;
-requests that end in time keep their kept-alive connections."""
+"""The urllib3 paths (tenant pages, API URLs the lean client leaves to urllib3) against a scripted
+server: a server dripping its headers a byte at a time, each byte inside the read timeout, is cut
+off at the request's time by lib/providers/watchdog.py instead of holding the worker for hours;
+requests that end in time keep their kept-alive connections; a truncated answer is a clear failure."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from lib.deadline import Deadline
-from lib.errors import ProviderTimeout
+from lib.errors import ProviderTimeout, ProviderUnreachable
 from lib.providers.http import HttpClient
 from lib.providers.tenant import get_tenant_page
 from lib.providers.watchdog import WATCHDOG
@@ -144,3 +144,24 @@ def test_bounds_leave_no_descriptor_behind(serve: Callable[..., ScriptedServer])
     for _ in range(50):
         get_tenant_page(client, url, deadline=Deadline.after(30), cap_s=5, what="Page", allow_private=True)
     assert len(os.listdir("/proc/self/fd")) <= before
+
+
+@pytest.mark.parametrize("path", ["/widget/bookings/sales", "/calendars/c1/free-slots#part"], ids=["tenant", "api"])
+def test_a_truncated_answer_is_a_failure_of_the_provider_worded_as_the_lean_client_words_it(
+    serve: Callable[..., ScriptedServer], path: str
+) -> None:
+    # Before: urllib3's ProtocolError escaped the tenant path, and lastError read "Unexpected error: ...".
+    server = serve(lambda _, __: [answer(b"<ht", "Content-Length: 50")], close_after_answer=True)
+    url = f"http://127.0.0.1:{server.port}{path}"
+
+    def get() -> object:
+        if path.startswith("/widget/"):
+            return get_tenant_page(
+                HttpClient(), url, deadline=Deadline.after(30), cap_s=5, what="P", allow_private=True
+            )
+        return HttpClient().get(url, deadline=Deadline.after(9), cap_s=5, what="P", accept="application/json")
+
+    with pytest.raises(
+        ProviderUnreachable, match=r"^P: connection failed \(the connection closed before the answer was complete\)$"
+    ):
+        get()
