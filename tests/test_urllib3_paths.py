@@ -15,7 +15,7 @@ import pytest
 
 from lib.deadline import Deadline
 from lib.errors import ProviderTimeout, ProviderUnreachable
-from lib.providers.http import HttpClient
+from lib.providers.http import HttpClient, Response
 from lib.providers.tenant import get_tenant_page
 from lib.providers.watchdog import WATCHDOG
 from tests.scripted_server import ScriptedServer, answer
@@ -29,18 +29,18 @@ def dripped(_: bytes, __: int) -> list[bytes]:
     return [DRIPPED_HEAD[i : i + 1] for i in range(len(DRIPPED_HEAD))]
 
 
+def page(url: str, *, client: HttpClient | None = None, cap_s: float = CAP_S, what: str = "Page") -> Response:
+    """A tenant page, read as the GoHighLevel provider reads one (private addresses allowed: 127.0.0.1)."""
+    return get_tenant_page(
+        client or HttpClient(), url, deadline=Deadline.after(30), cap_s=cap_s, what=what, allow_private=True
+    )
+
+
 def test_a_tenant_page_dripping_its_headers_is_cut_off_at_its_time(serve: Callable[..., ScriptedServer]) -> None:
     server = serve(dripped, drip_s=0.2)
     started = time.monotonic()
     with pytest.raises(ProviderTimeout, match=r"^Page timed out after 1\.0 s$"):
-        get_tenant_page(
-            HttpClient(),
-            f"http://127.0.0.1:{server.port}/widget/bookings/sales",
-            deadline=Deadline.after(30),
-            cap_s=CAP_S,
-            what="Page",
-            allow_private=True,
-        )
+        page(f"http://127.0.0.1:{server.port}/widget/bookings/sales")
     assert time.monotonic() - started < 6  # not the 40 s the dripped headers take
 
 
@@ -95,14 +95,7 @@ def test_a_tenant_page_dripping_its_tls_handshake_is_cut_off_at_its_time(drippin
     # with or without the watchdog; it is here so that it keeps holding.
     started = time.monotonic()
     with pytest.raises(ProviderTimeout, match=r"^Page timed out after 1\.0 s$"):
-        get_tenant_page(
-            HttpClient(),
-            f"https://127.0.0.1:{dripping_tls_server}/widget/bookings/sales",
-            deadline=Deadline.after(30),
-            cap_s=CAP_S,
-            what="Page",
-            allow_private=True,
-        )
+        page(f"https://127.0.0.1:{dripping_tls_server}/widget/bookings/sales")
     assert time.monotonic() - started < 6
 
 
@@ -113,8 +106,7 @@ def test_a_page_answered_in_time_keeps_its_connection_after_its_time_has_passed(
     client = HttpClient()
     url = f"http://127.0.0.1:{server.port}/widget/bookings/sales"
     for _ in range(2):
-        page = get_tenant_page(client, url, deadline=Deadline.after(30), cap_s=0.5, what="Page", allow_private=True)
-        assert page.body == b"<html></html>"
+        assert page(url, client=client, cap_s=0.5).body == b"<html></html>"
         time.sleep(0.8)  # past the first request's 0.5 s: the watchdog must leave its socket alone
     assert server.connections == 1 and len(server.requests) == 2
 
@@ -139,10 +131,10 @@ def test_bounds_leave_no_descriptor_behind(serve: Callable[..., ScriptedServer])
     server = serve(lambda _, __: [answer(b"<p>", "Content-Length: 3")])
     client = HttpClient()
     url = f"http://127.0.0.1:{server.port}/widget/bookings/sales"
-    get_tenant_page(client, url, deadline=Deadline.after(30), cap_s=5, what="Page", allow_private=True)
+    page(url, client=client, cap_s=5)
     before = len(os.listdir("/proc/self/fd"))
     for _ in range(50):
-        get_tenant_page(client, url, deadline=Deadline.after(30), cap_s=5, what="Page", allow_private=True)
+        page(url, client=client, cap_s=5)
     assert len(os.listdir("/proc/self/fd")) <= before
 
 
@@ -156,10 +148,8 @@ def test_a_truncated_answer_is_a_failure_of_the_provider_worded_as_the_lean_clie
 
     def get() -> object:
         if path.startswith("/widget/"):
-            return get_tenant_page(
-                HttpClient(), url, deadline=Deadline.after(30), cap_s=5, what="P", allow_private=True
-            )
-        return HttpClient().get(url, deadline=Deadline.after(9), cap_s=5, what="P", accept="application/json")
+            return page(url, cap_s=5, what="P")
+        return HttpClient().get(url, deadline=Deadline.after(30), cap_s=5, what="P", accept="application/json")
 
     with pytest.raises(
         ProviderUnreachable, match=r"^P: connection failed \(the connection closed before the answer was complete\)$"
