@@ -4,12 +4,11 @@ http.client times each recv, not the answer: a server that drips its status line
 at a time, each byte inside the read timeout, can hold a worker for hours (up to 100 header lines of
 64 KiB each), long after the run that started it has answered. The lean client (wire.py) checks the
 answer's total time on every piece; urllib3 gives no such hook before the headers are in. So the
-request runs inside `WATCHDOG.bound(by)`, the connection classes below hand their socket to it, and one
-daemon thread shuts the socket down when `by` passes: the blocked read returns at once, and the
-block raises TimeoutError. A socket is shut down only while its
-request's bound is open; a request that ended in time is never touched (a kept-alive socket is
-shut down only if the bound passes before the block ends, and urllib3 drops a dropped socket
-before reusing it).
+request runs inside `WATCHDOG.bound(by)`, the connection classes below hand their socket to it, and
+one daemon thread shuts the socket down when `by` passes: the blocked read returns at once, and the
+block raises TimeoutError. A socket is shut down only while its request's bound is open: a request
+that ended in time is never touched, and a kept-alive socket cut at its bound is one urllib3 finds
+dropped and replaces before reusing it.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -31,8 +29,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 class Watch:
     """One request's bound: the sockets it uses, and whether its time ran out."""
 
-    def __init__(self, by: float) -> None:
-        self.by = by
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         # Duplicates of the request's sockets, as plain sockets: shutting one down shuts down the
         # connection itself, and leaves the original object alone (SSLSocket.shutdown would also drop
@@ -90,12 +87,12 @@ class Watchdog:
         self._thread: threading.Thread | None = None
         self._local = threading.local()
 
-    @contextmanager
+    @contextlib.contextmanager
     def bound(self, by: float) -> Iterator[Watch]:
         """Sockets the calling thread's connections adopt until the block ends are shut down at `by`
         (time.monotonic) if the block is still running then; the error the block then ends with is
         raised as a TimeoutError."""
-        watch = Watch(by)
+        watch = Watch()
         outer: Watch | None = getattr(self._local, "watch", None)
         self._local.watch = watch
         with self._condition:
@@ -115,12 +112,11 @@ class Watchdog:
             self._local.watch = outer
             watch.close()
 
-    def adopt(self, sock: socket.socket) -> socket.socket:
-        """`sock`, put under the calling thread's open bound (none: left alone)."""
+    def adopt(self, sock: socket.socket) -> None:
+        """Put `sock` under the calling thread's open bound (with none, it is left alone)."""
         watch: Watch | None = getattr(self._local, "watch", None)
         if watch is not None:
             watch.add(sock)
-        return sock
 
     def _serve(self) -> None:
         while True:
