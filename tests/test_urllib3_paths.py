@@ -106,8 +106,8 @@ def test_a_page_answered_in_time_keeps_its_connection_after_its_time_has_passed(
     client = HttpClient()
     url = f"http://127.0.0.1:{server.port}/widget/bookings/sales"
     for _ in range(2):
-        assert page(url, client=client, cap_s=0.5).body == b"<html></html>"
-        time.sleep(0.8)  # past the first request's 0.5 s: the watchdog must leave its socket alone
+        assert page(url, client=client, cap_s=1.0).body == b"<html></html>"
+        time.sleep(1.3)  # past the request's 1 s: the watchdog must leave its kept-alive socket alone
     assert server.connections == 1 and len(server.requests) == 2
 
 
@@ -135,7 +135,10 @@ def test_bounds_leave_no_descriptor_behind(serve: Callable[..., ScriptedServer])
     before = len(os.listdir("/proc/self/fd"))
     for _ in range(50):
         page(url, client=client, cap_s=5)
-    assert len(os.listdir("/proc/self/fd")) <= before
+    # A bound keeps a duplicate descriptor per socket, and bounds wait in the watchdog's queue until their
+    # time (5 s here): one not released when its request ends adds one a request (50). Other tests'
+    # threads may open a few meanwhile.
+    assert len(os.listdir("/proc/self/fd")) < before + 10
 
 
 @pytest.mark.parametrize("path", ["/widget/bookings/sales", "/calendars/c1/free-slots#part"], ids=["tenant", "api"])
