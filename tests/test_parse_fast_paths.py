@@ -6,7 +6,7 @@ standard library."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from lib import jsonfast, slots
 from lib.errors import ProviderError, ProviderResponseError
 from lib.providers import calendly, ghl, hubspot
 from lib.slots import Window, checked_instants, instants_from_texts, normalize_slots, parse_instant_ms
+from lib.store import timestamp_text
 from tests.test_faults_fuzz import PARSERS, calendly_shaped, ghl_shaped, hubspot_shaped, timestamps, trees
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -229,3 +230,16 @@ def test_object_with_strings_is_the_json_of_the_object_with_the_list(value: dict
 def test_object_with_strings_refuses_a_key_the_object_has() -> None:
     with pytest.raises(ValueError, match="already"):
         jsonfast.object_with_strings({"slotsUtc": 1}, "slotsUtc", ())
+
+
+@given(
+    moment=st.datetimes(
+        min_value=datetime(2000, 1, 1),
+        max_value=datetime(2100, 1, 1),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=-7)), timezone(timedelta(hours=5, minutes=45))]),
+    )
+)
+def test_timestamp_text_is_the_columns_millisecond_form_in_utc(moment: datetime) -> None:
+    # isoformat instead of strftime: the same text, milliseconds truncated as timestamp(3) stores them.
+    utc = moment.astimezone(UTC)
+    assert timestamp_text(moment) == f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}"
