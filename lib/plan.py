@@ -102,8 +102,11 @@ _PLAIN_HOST_URL = re.compile(r"https?://[a-z0-9.-]+(?:[/?#]|$)", re.IGNORECASE |
 
 def _well_formed(url: str) -> bool:
     """Whether the URL's host and port can be read (a typed link like `https://[::1/x` cannot)."""
-    if _PLAIN_HOST_URL.match(url):
-        return True
+    return _PLAIN_HOST_URL.match(url) is not None or _host_readable(url)
+
+
+def _host_readable(url: str) -> bool:
+    """`_well_formed` without the fast path: what urlsplit reads of the host and port."""
     try:
         parts = urlsplit(url)
         _ = parts.port
