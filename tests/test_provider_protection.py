@@ -194,12 +194,20 @@ def test_failures_that_blame_the_link_do_not_cool_the_provider_down(client, seed
 # --- the cool-down rule (lib/throttle.py) --------------------------------------------------------
 
 
-def _scripted_pool(script: dict[str, tuple[float, str]], concurrency: int) -> tuple[PoolResult, list[RefreshOutcome]]:
+def _scripted_pool(
+    script: dict[str, tuple[float, str]], concurrency: int, *, first_round_together: bool = False
+) -> tuple[PoolResult, list[RefreshOutcome]]:
     """Run one provider's queue (in the script's order) where each refresh sleeps, then answers as
-    scripted: "ok", "trouble" (the API failed: a timeout) or "silent" (a host the tenant owns failed)."""
+    scripted: "ok", "trouble" (the API failed: a timeout) or "silent" (a host the tenant owns failed).
+    With first_round_together, the first `concurrency` refreshes wait until all of them are in flight,
+    so a loaded machine cannot make the first answers come back before the round has started."""
+    first_round = threading.Barrier(concurrency) if first_round_together else None
+    first_round_ids = set(list(script)[:concurrency])
 
     def refresh(candidate: Candidate, _now: datetime) -> RefreshOutcome:
         seconds, kind = script[candidate.client_id]
+        if first_round is not None and candidate.client_id in first_round_ids:
+            first_round.wait(timeout=30)
         time.sleep(seconds)
         return _outcome(candidate.client_id, trouble="timeout" if kind == "trouble" else None, silent=kind == "silent")
 
@@ -220,14 +228,14 @@ def test_a_burst_of_timeouts_in_flight_together_does_not_park_a_provider_with_he
     # 32 workers: 5 refreshes time out together before any other answers; 195 healthy ones follow.
     script = {f"t{n}": (0.3, "trouble") for n in range(COOLDOWN_AFTER_FAILURES)}
     script |= {f"h{n:03d}": (0.6, "ok") for n in range(195)}
-    result, outcomes = _scripted_pool(script, concurrency=32)
+    result, outcomes = _scripted_pool(script, concurrency=32, first_round_together=True)
     assert result.cooldowns == () and result.not_started == 0
     assert sum(outcome.outcome is Outcome.REFRESHED for outcome in outcomes) == 195
 
 
 def test_a_really_failing_provider_still_parks_after_a_whole_round_of_failures():
     script = {f"t{n:03d}": (0.05, "trouble") for n in range(200)}
-    result, outcomes = _scripted_pool(script, concurrency=32)
+    result, outcomes = _scripted_pool(script, concurrency=32, first_round_together=True)
     [cooldown] = result.cooldowns
     assert cooldown.provider == "ghl" and cooldown.reason == "32 failures in a row (last: timeout)"
     assert result.not_started == cooldown.held_back == 200 - len(outcomes) > 100
