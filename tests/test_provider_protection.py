@@ -50,6 +50,25 @@ def _outcome(client_id: str, *, trouble: str | None = None, silent: bool = False
     )
 
 
+class _FirstRound:
+    """Holds the first `parties` refreshes until all of them are in flight (up to 10 s), so a peak in
+    flight does not depend on how fast a loaded machine starts threads. Fewer at once (the barrier
+    breaks) is left to the test's assertions, which then fail."""
+
+    def __init__(self, parties: int) -> None:
+        self._barrier = threading.Barrier(parties)
+        self._lock = threading.Lock()
+        self._arrived = 0
+
+    def wait_if_first(self) -> None:
+        with self._lock:
+            self._arrived += 1
+            first = self._arrived <= self._barrier.parties
+        if first:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                self._barrier.wait(timeout=10)
+
+
 class _Recorder:
     """A refresh that sleeps per provider and records how many of each run at once."""
 
@@ -58,20 +77,15 @@ class _Recorder:
         self.lock = threading.Lock()
         self.in_flight = dict.fromkeys(seconds, 0)
         self.events: list[tuple[float, str, int]] = []  # (time, provider, in flight after the start)
-        # The first `first_round` refreshes wait (up to 5 s) until all of them are in flight, so a
-        # peak does not depend on how fast a loaded machine starts threads.
-        self.first_round = threading.Barrier(first_round) if first_round else None
+        self.first_round = _FirstRound(first_round) if first_round else None
 
     def refresh(self, candidate: Candidate, _now: datetime) -> RefreshOutcome:
         provider = candidate.client_id[0]
         with self.lock:
             self.in_flight[provider] += 1
             self.events.append((time.monotonic(), provider, self.in_flight[provider]))
-            in_first_round = self.first_round is not None and len(self.events) <= self.first_round.parties
-        if in_first_round and self.first_round is not None:
-            # Fewer could start at once (a broken barrier): the test's assertion on the peak says so.
-            with contextlib.suppress(threading.BrokenBarrierError):
-                self.first_round.wait(timeout=5)
+        if self.first_round is not None:  # after counting itself: the round's peak is recorded
+            self.first_round.wait_if_first()
         time.sleep(self.seconds[provider])
         with self.lock:
             self.in_flight[provider] -= 1
@@ -210,13 +224,12 @@ def _scripted_pool(
     scripted: "ok", "trouble" (the API failed: a timeout) or "silent" (a host the tenant owns failed).
     With first_round_together, the first `concurrency` refreshes wait until all of them are in flight,
     so a loaded machine cannot make the first answers come back before the round has started."""
-    first_round = threading.Barrier(concurrency) if first_round_together else None
-    first_round_ids = set(list(script)[:concurrency])
+    first_round = _FirstRound(concurrency) if first_round_together else None
 
     def refresh(candidate: Candidate, _now: datetime) -> RefreshOutcome:
         seconds, kind = script[candidate.client_id]
-        if first_round is not None and candidate.client_id in first_round_ids:
-            first_round.wait(timeout=30)
+        if first_round is not None:
+            first_round.wait_if_first()
         time.sleep(seconds)
         return _outcome(candidate.client_id, trouble="timeout" if kind == "trouble" else None, silent=kind == "silent")
 
